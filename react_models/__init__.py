@@ -1,0 +1,7 @@
+"""react_models: the REACT baselines as clean PyTorch models (no ray/optuna/hydra imports)."""
+
+from react_models.base import ReactionModel, ReactionSample
+from react_models.registry import available, build, make_config, model_class, register
+
+__all__ = ["ReactionModel", "ReactionSample", "available", "build", "make_config",
+           "model_class", "register"]

@@ -75,4 +75,6 @@ class ReactionBatch:
                     f"({b}, {t}) to match speaker_attr"
                 )
         if tuple(self.mask.shape) != (b, t):
-            raise ValueError(f"ReactionBatch.mask has shape {tuple(self.mask.shape)}, expected ({b}, {t})")
+            raise ValueError(
+                f"ReactionBatch.mask has shape {tuple(self.mask.shape)}, expected ({b}, {t})"
+            )

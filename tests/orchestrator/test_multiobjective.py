@@ -134,3 +134,27 @@ def test_proxy_check_flags_a_probe_that_ranks_trials_differently() -> None:
     assert rho == pytest.approx(-1.0) and not ok
     rho, ok = proxy_check(good[:2], "p", "f", threshold=0.5)
     assert math.isnan(rho) and ok
+
+
+def test_fidelity_aware_search_tells_under_budget_trials_as_pruned() -> None:
+    import optuna
+
+    from orchestrator.tune_mo import FidelityAwareOptunaSearch
+
+    def space(trial: optuna.Trial) -> None:
+        trial.suggest_float("lr", 1e-5, 1e-3, log=True)
+
+    search = FidelityAwareOptunaSearch(space=space, metric=["FRDist", "FRDiv"],
+                                       mode=["min", "max"], seed=1, full_budget=4)
+    for tid in ("full", "early", "crashed"):
+        assert "lr" in search.suggest(tid)
+    search.on_trial_complete("full", {"epoch": 4, "FRDist": 10.0, "FRDiv": 0.1})
+    search.on_trial_complete("early", {"epoch": 1, "FRDist": 5.0, "FRDiv": 0.9})
+    search.on_trial_complete("crashed", None, error=True)
+    states = {t.number: (t.state, t.user_attrs.get("budget")) for t in
+              search._ot_study.get_trials(deepcopy=False)}
+    assert states[0] == (optuna.trial.TrialState.COMPLETE, 4.0)
+    assert states[1] == (optuna.trial.TrialState.PRUNED, 1.0)
+    assert states[2][0] == optuna.trial.TrialState.FAIL
+    front = search._ot_study.best_trials
+    assert [t.number for t in front] == [0]

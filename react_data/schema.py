@@ -64,26 +64,34 @@ MODALITIES = {
 def parquet_schema() -> pa.Schema:
     """Arrow schema of one shard row (one dyad: a speaker clip and its paired listener clip).
 
-    Per-frame features are stored flattened row-major as ``list<float32>`` of length
-    ``n_frames * dim``; a missing modality is a null, never zeros.
+    Per-frame features are one ``binary`` value per row: the (n_frames, dim) float32 array in
+    little-endian row-major bytes (``np.frombuffer(v, "<f4").reshape(-1, dim)``; ``dim`` is also
+    in the field metadata). Raw bytes parse several times faster than ``list<float32>`` (no
+    repetition levels) and compress smaller. A missing modality is a null, never zeros.
     """
-    f32 = pa.list_(pa.float32())
+
+    def f32(dim: int) -> dict:
+        return {"type": pa.binary(), "metadata": {b"dtype": b"<f4", b"dim": str(dim).encode()}}
+
     return pa.schema(
         [
             pa.field("split", pa.string(), nullable=False),
             pa.field("session", pa.int32(), nullable=False),
-            pa.field("clip", pa.string(), nullable=False),
+            pa.field("clip", pa.string(), nullable=False),  # the recording's file stem
+            pa.field("dyad", pa.string(), nullable=False),  # layout.Dyad.key (unique per row)
+            pa.field("speaker_clip", pa.string(), nullable=False),  # layout.Clip.key of the input
+            pa.field("listener_clip", pa.string(), nullable=False),  # Clip.key of the target
             pa.field("direction", pa.string(), nullable=False),  # "speaker->listener" | reverse
             pa.field("speaker_person", pa.string(), nullable=False),
             pa.field("listener_person", pa.string(), nullable=False),
             pa.field("listener_person_idx", pa.int32(), nullable=False),
             pa.field("n_frames", pa.int32(), nullable=False),
             pa.field("fps", pa.float32(), nullable=False),
-            pa.field("speaker_attr", f32, nullable=False),
-            pa.field("speaker_coef", f32),
-            pa.field("speaker_audio", f32),
-            pa.field("listener_attr", f32, nullable=False),
-            pa.field("listener_coef", f32),
+            pa.field("speaker_attr", nullable=False, **f32(ATTR_DIM)),
+            pa.field("speaker_coef", **f32(COEF_DIM)),
+            pa.field("speaker_audio", **f32(AUDIO_DIM)),
+            pa.field("listener_attr", nullable=False, **f32(ATTR_DIM)),
+            pa.field("listener_coef", **f32(COEF_DIM)),
         ],
         metadata={b"reactune_schema_version": str(SCHEMA_VERSION).encode()},
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import uuid
 
 import pytest
 
@@ -24,3 +26,36 @@ def ray_session():
         )
     yield ray
     # Ray is shut down at interpreter exit; tests that need a fresh cluster start their own.
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto_server process on 127.0.0.1 with bucket ``reactune-test``, for the whole session.
+
+    Sets dummy AWS credentials and region in the environment (and hides any user AWS config)
+    while it runs; restores the environment and stops the process by PID at teardown.
+    """
+    from tests.s3server import DUMMY_CREDENTIALS, start_s3_server
+
+    mp = pytest.MonkeyPatch()
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+                "AWS_REGION"):
+        mp.delenv(var, raising=False)
+    mp.setenv("AWS_CONFIG_FILE", os.devnull)
+    mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    for key, value in DUMMY_CREDENTIALS.items():
+        mp.setenv(key, value)
+    server = start_s3_server()
+    try:
+        server.create_bucket("reactune-test")
+        yield server
+    finally:
+        server.stop()
+        mp.undo()
+
+
+@pytest.fixture
+def s3_uri(s3_server, request) -> str:
+    """A fresh ``s3://reactune-test/<test name>-<random>`` prefix on the test server."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name)[:60]
+    return f"s3://{s3_server.bucket}/{name}-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,248 @@
+"""The fast DTW kernel: explicit 16-lane SIMD over a batch of pairs, generated as LLVM IR.
+
+Why IR: LLVM's loop vectoriser gives up on the natural numba loop ("too many memory checks":
+numba arrays carry runtime strides, so every access needs a run-time alias test). The kernel
+below is written directly with vector types, so one instruction updates the same cell of 16
+different (x, y) pairs at once (lane b = pair b of a chunk).
+
+Layout of one chunk of ``LANES`` pairs (float32, C order, lane index last):
+    xs  (Tx, D, LANES)           the x sequences
+    ys  (Ty_pad, D, LANES)       the y sequences, zero padded to a multiple of ``BLOCK`` frames
+    col (G, Tx + 1, LANES)       accumulated cost at the column left of the current block
+    row (G, BLOCK, LANES)        accumulated cost of the previous x frame over the block
+
+The (Tx, Ty) cost plane is swept in column blocks of ``BLOCK`` y frames: for each block and
+each feature group, every x frame i updates the ``BLOCK`` cells (i, j0..j0+BLOCK-1). The y
+frames of a block (BLOCK * D * LANES floats, 25 KiB) stay in L1 while the x frame's group dims
+stay in registers (one loop per group keeps the register set small enough not to spill), and
+the DP state is O(Tx + BLOCK) per pair. The local cost is the exact squared difference (not
+||a||^2 + ||b||^2 - 2ab, which cancels and makes DTW(x, x) non-zero), summed in float32 with a
+few independent accumulators per group (a shorter FMA dependency chain).
+"""
+
+from __future__ import annotations
+
+import types as types_
+
+import numpy as np
+from llvmlite import ir  # numba's own code generator (a numba dependency)
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from react_data.schema import ATTR_GROUPS
+
+LANES = 16  # one AVX-512 register of float32; LLVM splits it on narrower machines
+BLOCK = 16  # y frames per column block (unrolled)
+_ACCUMULATORS = 3  # independent partial sums per group
+
+SCHEMA_GROUPS: tuple[tuple[int, int], ...] = tuple((s.start, s.stop) for _, s, _ in ATTR_GROUPS)
+
+
+def loop_plan(groups: tuple[tuple[int, int], ...], max_registers: int = 12) -> list[list[int]]:
+    """Which groups share one sweep over the x frames.
+
+    Groups in one loop give independent dependency chains (the DP's ``left`` chain is a
+    latency chain: one group alone waits on it when its cost is cheap), but all their x dims
+    must stay in registers: a greedy packing under ``max_registers`` vectors.
+    """
+    plan: list[list[int]] = []
+    used = max_registers + 1
+    for g, (a, b) in enumerate(groups):
+        need = b - a
+        if plan and used + need <= max_registers:
+            plan[-1].append(g)
+            used += need
+        else:
+            plan.append([g])
+            used = need
+    return plan
+
+
+def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
+                      block: int = BLOCK):
+    """Build the numba intrinsic that sweeps one column block for all x frames and groups.
+
+    Called as ``kernel(xs, ys_block, col, row, tx)`` with 1-D float32 arrays in the layout of
+    the module docstring (``ys_block`` starts at the block's first frame); updates ``col`` and
+    ``row`` in place.
+    """
+    n_dim = groups[-1][1]
+    plan = loop_plan(groups)
+    f32 = ir.FloatType()
+    vec = ir.VectorType(f32, lanes)
+    i64 = ir.IntType(64)
+
+    @intrinsic
+    def kernel(typingctx, xs, ys, col, row, tx):
+        sig = types.void(xs, ys, col, row, types.intp)
+
+        def codegen(context, builder, signature, args):
+            xp, yp, cp, rp = (context.make_array(signature.args[k])(context, builder, args[k]).data
+                              for k in range(4))
+            n_rows = args[4]
+            vptr = vec.as_pointer()
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{lanes}f32")
+
+            def const(k):
+                return ir.Constant(i64, k)
+
+            def vload(base, idx):
+                return builder.load(builder.bitcast(builder.gep(base, [idx]), vptr), align=4)
+
+            def vstore(val, base, idx):
+                builder.store(val, builder.bitcast(builder.gep(base, [idx]), vptr), align=4)
+
+            def vmin(a, b):
+                return builder.select(builder.fcmp_ordered("<", a, b), a, b)
+
+            col_stride = builder.mul(builder.add(n_rows, const(1)), const(lanes))
+            for loop_no, members in enumerate(plan):
+                entry = builder.block
+                cg = {g: builder.gep(cp, [builder.mul(const(g), col_stride)]) for g in members}
+                rg = {g: builder.gep(rp, [const(g * block * lanes)]) for g in members}
+                # D(-1, j0 - 1), kept by the caller in col[g, 0].
+                diag0 = {g: vload(cg[g], const(0)) for g in members}
+                header = builder.append_basic_block(f"dtw{loop_no}.header")
+                body = builder.append_basic_block(f"dtw{loop_no}.body")
+                done = builder.append_basic_block(f"dtw{loop_no}.done")
+                builder.branch(header)
+
+                builder.position_at_end(header)
+                i = builder.phi(i64)
+                i.add_incoming(const(0), entry)
+                carry = {g: builder.phi(vec) for g in members}
+                for g in members:
+                    carry[g].add_incoming(diag0[g], entry)
+                builder.cbranch(builder.icmp_signed("<", i, n_rows), body, done)
+
+                builder.position_at_end(body)
+                xbase = builder.mul(i, const(n_dim * lanes))
+                xv = {d: vload(xp, builder.add(xbase, const(d * lanes)))
+                      for g in members for d in range(*groups[g])}
+                cslot = builder.mul(builder.add(i, const(1)), const(lanes))
+                left = {g: vload(cg[g], cslot) for g in members}
+                next_carry = dict(left)  # D(i, j0 - 1) is the diagonal of row i + 1
+                diag = dict(carry)
+                for jj in range(block):
+                    for g in members:
+                        dims = list(range(*groups[g]))
+                        n_acc = min(_ACCUMULATORS, len(dims))
+                        partial = []
+                        for part in (dims[q::n_acc] for q in range(n_acc)):
+                            acc = None
+                            for d in part:
+                                y = vload(yp, const((jj * n_dim + d) * lanes))
+                                diff = builder.fsub(xv[d], y)
+                                acc = (builder.fmul(diff, diff) if acc is None
+                                       else builder.call(fma, [diff, diff, acc]))
+                            partial.append(acc)
+                        cost = partial[0]
+                        for extra in partial[1:]:
+                            cost = builder.fadd(cost, extra)
+                        slot = const(jj * lanes)
+                        up = vload(rg[g], slot)
+                        new = builder.fadd(cost, vmin(vmin(up, diag[g]), left[g]))
+                        vstore(new, rg[g], slot)
+                        diag[g], left[g] = up, new
+                for g in members:
+                    vstore(left[g], cg[g], cslot)
+                latch = builder.block
+                i.add_incoming(builder.add(i, const(1)), latch)
+                for g in members:
+                    carry[g].add_incoming(next_carry[g], latch)
+                builder.branch(header)
+
+                builder.position_at_end(done)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return kernel
+
+
+_SCHEMA_KERNEL = make_block_kernel(SCHEMA_GROUPS)
+_INF32 = np.float32(np.inf)
+
+
+def _run_chunks(x, yf, ystart, ylen, px, py, c0, c1, out):  # pragma: no cover - compiled
+    """Run chunks ``[c0, c1)`` of a sorted pair list (numba nogil; see `make_chunk_runner`)."""
+    kernel = _SCHEMA_KERNEL
+    lanes = LANES
+    block = BLOCK
+    tx, n_dim = x.shape[1], x.shape[2]
+    n_grp = out.shape[1]
+    n_pairs = px.shape[0]
+    ty_max = 1
+    for p in range(c0 * lanes, min(c1 * lanes, n_pairs)):
+        ty_max = max(ty_max, ylen[py[p]])
+    ty_pad = (ty_max + block - 1) // block * block
+    xs = np.empty(tx * n_dim * lanes, dtype=np.float32)
+    ys = np.empty(ty_pad * n_dim * lanes, dtype=np.float32)
+    col = np.empty((n_grp, (tx + 1) * lanes), dtype=np.float32)
+    row = np.empty((n_grp, block * lanes), dtype=np.float32)
+    res = np.empty((n_grp, lanes), dtype=np.float32)
+    xsel = np.empty(lanes, dtype=np.int64)
+    ysel = np.empty(lanes, dtype=np.int64)
+    ysize = np.empty(lanes, dtype=np.int64)
+    for ch in range(c0, c1):
+        lo = ch * lanes
+        used = min(lanes, n_pairs - lo)
+        ty = 1
+        for b in range(used):
+            ty = max(ty, ylen[py[lo + b]])
+        n_blocks = (ty + block - 1) // block
+        ys[: n_blocks * block * n_dim * lanes] = 0.0
+        for b in range(lanes):
+            p = lo + min(b, used - 1)  # idle lanes repeat the last pair
+            xsel[b] = px[p]
+            ysel[b] = ystart[py[p]]
+            ysize[b] = ylen[py[p]]
+        # Frame-major gather: the 16 lanes of one frame fill the same few cache lines.
+        for t in range(tx):
+            for b in range(lanes):
+                xi = xsel[b]
+                for d in range(n_dim):
+                    xs[(t * n_dim + d) * lanes + b] = x[xi, t, d]
+        for t in range(ty):
+            for b in range(lanes):
+                if t < ysize[b]:
+                    row_y = ysel[b] + t
+                    for d in range(n_dim):
+                        ys[(t * n_dim + d) * lanes + b] = yf[row_y, d]
+        col[:] = _INF32
+        col[:, :lanes] = 0.0  # D(-1, -1) = 0
+        for blk in range(n_blocks):
+            row[:] = _INF32  # D(-1, j) = inf
+            kernel(xs, ys[blk * block * n_dim * lanes:], col.ravel(), row.ravel(), tx)
+            if blk == 0:
+                col[:, :lanes] = _INF32
+            for b in range(used):
+                jj = ylen[py[lo + b]] - 1 - blk * block
+                if 0 <= jj < block:
+                    for g in range(n_grp):
+                        res[g, b] = row[g, jj * lanes + b]
+        for b in range(used):
+            for g in range(n_grp):
+                out[lo + b, g] = np.sqrt(np.float64(res[g, b]))
+
+
+run_schema_chunks = njit(nogil=True, cache=True)(_run_chunks)
+
+
+def make_chunk_runner(groups: tuple[tuple[int, int], ...]):
+    """The chunk runner for other feature groups (compiled on first use, not disk-cached).
+
+    Signature: ``run(x, yf, ystart, ylen, px, py, c0, c1, out)`` with x (M, Tx, D) float32,
+    yf (F, D) float32 (all y sequences concatenated), ystart/ylen (R,) int64, px/py (P,) int64
+    (pair p compares x[px[p]] with y number py[p]; sorted so that a chunk's y lengths are
+    close), out (P, G) float64 receiving the DTW distances of chunks ``[c0, c1)``.
+    """
+    if groups == SCHEMA_GROUPS:
+        return run_schema_chunks
+    namespace = dict(_run_chunks.__globals__)
+    namespace["_SCHEMA_KERNEL"] = make_block_kernel(groups)
+    clone = types_.FunctionType(_run_chunks.__code__, namespace, "_run_chunks")
+    return njit(nogil=True)(clone)
+

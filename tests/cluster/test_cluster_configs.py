@@ -66,7 +66,9 @@ def test_kuberay_manifest_matches_the_pinned_ray() -> None:
 def test_local_two_node_cluster_starts_joins_and_stops() -> None:
     # A short temp dir: Ray's unix socket paths must stay under 107 bytes.
     base = Path(tempfile.mkdtemp(prefix="rt2n-"))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    # Hermetic auth: a ~/.ray/auth_token on the machine would otherwise switch the head to tokens.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "RAY_AUTH_MODE": "disabled"}
     subprocess.run([str(CLUSTER / "start-local.sh"), str(base), "6397"], check=True, env=env,
                    timeout=120)
     try:

@@ -9,6 +9,18 @@ import uuid
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on 2-core CI machines tiny models run up to 40x slower when torch's
+    thread pool fights pytest, Ray workers and Ray Data for the cores."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """A local Ray started once for the whole test session (2-core CI machines)."""

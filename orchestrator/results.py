@@ -1,0 +1,83 @@
+"""What a search left behind, as plain data: its trials and the best one.
+
+Read back by ``orchestrator.tune_driver.load_search``; ranked here without Ray.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TrialRecord:
+    """One trial of a search, read back from its experiment folder.
+
+    Attributes:
+        trial_id: Tune's trial id.
+        status: TERMINATED (finished or stopped by the scheduler), ERROR, RUNNING, PENDING.
+        params: the sampled parameters (Hydra override path -> value).
+        last: the trial's last reported result.
+        checkpoint: the latest checkpoint (a ``ray.tune.Checkpoint``) or None.
+        path: the trial folder (local path or URI).
+        error: the error text of an errored trial.
+        num_failures: how many times the trial failed and was retried.
+    """
+
+    trial_id: str
+    status: str
+    params: dict[str, Any]
+    last: dict[str, Any]
+    checkpoint: Any = None
+    path: str = ""
+    error: str | None = None
+    num_failures: int = 0
+
+    def completed(self, epochs: int) -> bool:
+        """Whether this trial trained all ``epochs`` (not stopped early, not errored)."""
+        return self.error is None and int(self.last.get("epoch", 0)) >= epochs
+
+
+@dataclass
+class SearchOutcome:
+    """A finished (or resumed) search: where it is and what its trials reported."""
+
+    run_dir: str
+    name: str
+    run_info: dict[str, Any]
+    trials: list[TrialRecord] = field(default_factory=list)
+
+
+def full_metric(metric: str) -> str:
+    """``probe/FRDist`` -> ``val/FRDist`` (the end-of-trial full-validation counterpart)."""
+    return "val/" + metric.split("/", 1)[-1]
+
+
+def best_trial(outcome: SearchOutcome) -> tuple[TrialRecord, str]:
+    """The best trial of a search and the result key it was ranked by.
+
+    Trials that trained every epoch are ranked by the full-validation objective
+    (``val/<metric>``); when none did, all trials by the probe objective. Only trials with a
+    checkpoint qualify (the winner must be exportable).
+
+    Raises:
+        ValueError: no trial reported the objective (every trial failed before epoch 1).
+    """
+    info = outcome.run_info
+    metric, mode, epochs = info["metric"], info["mode"], int(info["epochs"])
+    sign = 1.0 if mode == "min" else -1.0
+    for key, pool in ((full_metric(metric), [t for t in outcome.trials if t.completed(epochs)]),
+                      (metric, outcome.trials)):
+        scored = [t for t in pool if finite(t.last.get(key)) and t.checkpoint is not None]
+        if scored:
+            return min(scored, key=lambda t: sign * float(t.last[key])), key
+    raise ValueError(
+        f"no trial of {outcome.run_dir} reported {metric!r} with a checkpoint (statuses: "
+        f"{sorted({t.status for t in outcome.trials})}); look at the trial errors in that "
+        f"folder, fix the cause and run `reactune stage=resume run={outcome.run_dir}`")
+
+
+def finite(v: Any) -> bool:
+    """A real, finite number (not a bool, None or NaN)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -6,7 +6,7 @@
     reactune stage=resume run=reactune_runs/runs/perfrdiff-online-20250101-120000
     reactune stage=export run=...   |   reactune stage=test bundle=reactune_runs/export/x.pt
     reactune stage=render experiment=demo bundle=<bundle.pt> render.speakers=[0,3]
-    reactune stage=report                            # reactune_runs/demo/report.html (run=... for others)
+    reactune stage=report                            # HTML of the demo (run=<dir> for others)
     reactune --cfg job                               # print the composed config
 
 Overrides are checked before Hydra starts, so a typo fails with the key, the allowed values and

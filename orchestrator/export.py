@@ -4,7 +4,8 @@ The best trial is the one with the best full-validation objective (``val/<metric
 after the last epoch) among trials that trained every epoch; when none did, the best probe
 objective over all trials. Its latest checkpoint (the weights those metrics were measured on) is
 rebuilt and written with ``react_models.save_bundle``, so ``react_models.load_bundle(path)``
-gives a model whose ``sample(batch, K)`` generates reactions.
+gives a model whose ``sample(batch, K)`` generates reactions. A multi-objective search also gets
+one bundle per Pareto-optimal trial (`export_pareto`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.config import as_overrides
-from orchestrator.results import best_trial, finite
+from orchestrator.results import SearchOutcome, TrialRecord, best_trial, finite, pareto_trials
 from orchestrator.trainable import load_checkpoint, model_from_checkpoint
 from orchestrator.tune_driver import load_search
 from react_models import save_bundle
@@ -36,6 +37,41 @@ def export_best(run: str, out: str | Path | None = None, *,
     """
     outcome = load_search(run, endpoint_url=endpoint_url)
     trial, key = best_trial(outcome)
+    out = Path(out) if out else Path(default_dir) / f"{outcome.name}.pt"
+    return _export_trial(outcome, trial, key, out)
+
+
+def export_pareto(run: str, out_dir: str | Path | None = None, *,
+                  endpoint_url: str | None = None,
+                  default_dir: str | Path = "reactune_runs/export") -> list[Path]:
+    """Write one bundle per Pareto-optimal trial of a multi-objective search.
+
+    Args:
+        run: the search folder (local path or ``s3://`` URI).
+        out_dir: the folder for the bundles (default ``<default_dir>/<search name>-pareto``);
+            files are ``<trial id>.pt``, each with the trial's full-validation metrics.
+        endpoint_url: S3-compatible endpoint for ``s3://`` runs.
+        default_dir: where ``out_dir`` defaults to.
+
+    Returns:
+        The bundle paths, in front order.
+
+    Raises:
+        ValueError: the search was single-objective, or no trial trained its full budget.
+    """
+    outcome = load_search(run, endpoint_url=endpoint_url)
+    front = pareto_trials(outcome)
+    if not front:
+        raise ValueError(f"{outcome.run_dir}: no trial trained its full budget "
+                         f"({outcome.run_info['epochs']} epochs), so there is no Pareto front; "
+                         f"run more trials (`reactune stage=resume run={outcome.run_dir}` "
+                         f"continues an interrupted search)")
+    folder = Path(out_dir) if out_dir else Path(default_dir) / f"{outcome.name}-pareto"
+    key = "val/" + outcome.run_info["objectives"][0]["metric"]
+    return [_export_trial(outcome, t, key, folder / f"{t.trial_id}.pt") for t in front]
+
+
+def _export_trial(outcome: SearchOutcome, trial: TrialRecord, key: str, out: Path) -> Path:
     with trial.checkpoint.as_directory() as d:
         state = load_checkpoint(d)
     model = model_from_checkpoint(state)
@@ -53,7 +89,6 @@ def export_best(run: str, out: str | Path | None = None, *,
         "overrides": overrides,
         "config": state["config"],
     }
-    out = Path(out) if out else Path(default_dir) / f"{outcome.name}.pt"
     return save_bundle(out, model, metrics=metrics, extra=extra)
 
 

@@ -78,6 +78,29 @@ def best_trial(outcome: SearchOutcome) -> tuple[TrialRecord, str]:
         f"folder, fix the cause and run `reactune stage=resume run={outcome.run_dir}`")
 
 
+def pareto_trials(outcome: SearchOutcome) -> list[TrialRecord]:
+    """The Pareto-optimal trials of a multi-objective search, on the full-validation metrics.
+
+    Only trials that trained the full budget (``epoch == epochs``, no error) and left a
+    checkpoint take part: a generator stopped early, however diverse its noise, is never on it.
+
+    Raises:
+        ValueError: the search was single-objective (no ``objectives`` in its run info).
+    """
+    from orchestrator.multiobjective import Objective, pareto_front
+
+    info = outcome.run_info
+    if not info.get("objectives"):
+        raise ValueError(f"{outcome.run_dir} is a single-objective search "
+                         f"({info.get('metric')}); it has no Pareto front")
+    epochs = int(info["epochs"])
+    objs = [Objective(full_metric(o["metric"]), o["mode"]) for o in info["objectives"]]
+    rows = [{**t.last, "_index": i} for i, t in enumerate(outcome.trials)
+            if t.completed(epochs) and t.checkpoint is not None]
+    front = pareto_front(rows, objs, budget_key="epoch", full_budget=epochs)
+    return [outcome.trials[r["_index"]] for r in front]
+
+
 def finite(v: Any) -> bool:
     """A real, finite number (not a bool, None or NaN)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -175,18 +175,26 @@ def resume(cfg: DictConfig, overrides: Sequence[str] = ()) -> Any:
 
 
 def export(cfg: DictConfig, overrides: Sequence[str] = ()) -> str:
-    """Write the model bundle of the best trial of ``run=`` (to ``bundle=`` or export_dir).
+    """Write the model bundle of the best trial of ``run=`` (to ``bundle=`` or export_dir); for a
+    multi-objective search also one bundle per Pareto-optimal trial
+    (``<export_dir>/<search>-pareto/<trial id>.pt``).
 
     Returns:
-        The bundle path.
+        The best trial's bundle path.
     """
-    from orchestrator.export import export_best
+    from orchestrator.export import export_best, export_pareto
+    from orchestrator.tune_driver import read_run_info
 
     run = _require(cfg, "run", "export", "reactune_runs/runs/transvae-offline-20250101-120000")
     c = _plain(cfg)
-    path = export_best(run, c["bundle"], endpoint_url=c["data"]["endpoint_url"],
+    endpoint = c["data"]["endpoint_url"]
+    path = export_best(run, c["bundle"], endpoint_url=endpoint,
                        default_dir=c["paths"]["export_dir"])
     print(f"exported the best trial of {run} -> {path}", flush=True)
+    if read_run_info(run, endpoint).get("objectives"):
+        paths = export_pareto(run, endpoint_url=endpoint, default_dir=c["paths"]["export_dir"])
+        print(f"exported {len(paths)} Pareto-optimal trial(s) -> {paths[0].parent}: "
+              + ", ".join(p.name for p in paths), flush=True)
     return str(path)
 
 

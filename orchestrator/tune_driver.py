@@ -10,6 +10,14 @@ ranked by the objective, and ``FailureConfig`` retries that resume from the late
 The experiment folder (``<search.storage_path>/<name>``, local or ``s3://``) also holds
 ``reactune_run.json``: the base config (interpolations kept, paths made absolute) and the
 overrides, so ``stage=resume`` / ``stage=export`` need only the folder.
+
+With ``search.objectives`` (``[{metric: FRDist, mode: min}, {metric: FRDiv, mode: max}]``) the
+search is multi-objective: one Optuna study with a direction per objective (TPE, random,
+NSGA-II or NSGA-III), ``tune_mo.FidelityAwareOptunaSearch`` (a trial stopped early is told to
+Optuna as PRUNED with the budget it reached; a full-budget trial is told its end-of-training
+full-validation values), ``tune_mo.MOASHAScheduler`` (promotion by non-dominated sorting on the
+per-epoch probe metrics, a minimum-appropriateness gate, the proxy check), and ``pareto.json``
+in the run folder: the front over full-budget trials only, with every metric.
 """
 
 from __future__ import annotations
@@ -28,14 +36,17 @@ from ray import tune
 
 from orchestrator import config as config_mod
 from orchestrator import storage_io
+from orchestrator.multiobjective import Gate, Objective, parse_objectives, proxy_check
 from orchestrator.progress import ProgressPrinter
-from orchestrator.results import SearchOutcome, TrialRecord
+from orchestrator.results import SearchOutcome, TrialRecord, full_metric, pareto_trials
 from orchestrator.runtime import trial_concurrency
 
 log = logging.getLogger(__name__)
 
 RUN_FILE = "reactune_run.json"
 JOURNAL_FILE = "optuna_journal.log"
+PARETO_FILE = "pareto.json"
+SAMPLERS = ("tpe", "random", "nsga2", "nsga3")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -54,9 +65,13 @@ def _trial(config: dict[str, Any], base: dict[str, Any]) -> None:
         with ckpt.as_directory() as d:
             state = load_checkpoint(d)
 
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()  # which node ran it (clusters, node loss)
+
     def report(result: dict[str, Any], directory: Path | None) -> None:
         checkpoint = tune.Checkpoint.from_directory(str(directory)) if directory else None
-        tune.report(result, checkpoint=checkpoint)
+        tune.report({**result, "node_id": node}, checkpoint=checkpoint)
 
     with tempfile.TemporaryDirectory(prefix="reactune-ckpt-") as tmp:
         run_trial(cfg, report, resume_state=state, checkpoint_root=tmp)
@@ -117,27 +132,127 @@ def _study_storage(cfg: Mapping[str, Any], run_dir: str) -> Any:
     return optuna.storages.JournalStorage(JournalFileBackend(str(local)))
 
 
-def _searcher(cfg: Mapping[str, Any], name: str, storage: Any, concurrency: int) -> Any:
-    import optuna
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
+def objectives(cfg: Mapping[str, Any]) -> list[Objective] | None:
+    """``search.objectives`` as validated `Objective` s on bare metric names, or None (one
+    objective: ``search.metric``). ``FRDist``, ``probe/FRDist`` and ``val/FRDist`` all mean the
+    metric FRDist: pruning reads its per-epoch probe value, the front its full-validation one."""
+    from metrics import METRICS
 
-    import search_spaces
+    spec = cfg["search"].get("objectives")
+    if not spec:
+        return None
+    try:
+        objs = parse_objectives(spec)
+    except ValueError as e:
+        raise config_mod.ConfigError(f"{e}; see orchestrator/conf/search/mo.yaml") from None
+    out = []
+    probed = cfg["eval"].get("probe_metrics")
+    for o in objs:
+        name = o.metric.split("/", 1)[-1]
+        if name not in METRICS:
+            raise config_mod.ConfigError(
+                f"search.objectives: unknown metric {o.metric!r}; allowed: {', '.join(METRICS)}")
+        if probed and name not in probed:
+            raise config_mod.ConfigError(
+                f"search.objectives names {name} but eval.probe_metrics={list(probed)} does not "
+                f"score it every epoch; add it there or set eval.probe_metrics=null")
+        out.append(Objective(name, o.mode))
+    if len({o.metric for o in out}) != len(out):
+        raise config_mod.ConfigError(f"search.objectives names a metric twice: {spec}")
+    return out
+
+
+def _sampler(cfg: Mapping[str, Any]) -> Any:
+    import optuna
 
     s = cfg["search"]
-    seed = int(s["seed"])
+    seed, startup = int(s["seed"]), int(s["n_startup_trials"])
     if s["sampler"] == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(s["n_startup_trials"]))
-    elif s["sampler"] == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    else:
-        raise config_mod.ConfigError(f"search.sampler must be tpe or random, got "
-                                     f"{s['sampler']!r}; see orchestrator/conf/search/")
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+    if s["sampler"] == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if s["sampler"] == "nsga2":  # a generation = n_startup_trials trials
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, startup))
+    if s["sampler"] == "nsga3":
+        return optuna.samplers.NSGAIIISampler(seed=seed, population_size=max(2, startup))
+    raise config_mod.ConfigError(f"search.sampler must be one of {', '.join(SAMPLERS)}, got "
+                                 f"{s['sampler']!r}; see orchestrator/conf/search/")
+
+
+def _searcher(cfg: Mapping[str, Any], name: str, storage: Any, concurrency: int) -> Any:
+    from ray.tune.search import ConcurrencyLimiter
+
+    import search_spaces
+    from orchestrator.tune_mo import FidelityAwareOptunaSearch
+
+    s = cfg["search"]
     space = search_spaces.get(cfg["baseline"]["name"], task=cfg["task"]["name"],
                               size=cfg["size"]["name"])
-    searcher = OptunaSearch(space=space, metric=s["metric"], mode=s["mode"], sampler=sampler,
-                            study_name=name, storage=storage)
+    objs = objectives(cfg)
+    if objs is None:
+        metric, mode, final = s["metric"], s["mode"], {}
+    else:
+        metric = [f"probe/{o.metric}" for o in objs]
+        mode = [o.mode for o in objs]
+        final = {m: full_metric(m) for m in metric}
+    searcher = FidelityAwareOptunaSearch(
+        space=space, metric=metric, mode=mode, sampler=_sampler(cfg), study_name=name,
+        storage=storage, budget_key="epoch",
+        full_budget=int(cfg["baseline"]["trainer"]["epochs"]), final_metrics=final)
     return ConcurrencyLimiter(searcher, max_concurrent=concurrency)
+
+
+_GATE_REFERENCES = {"mime": "Mime", "random": "Random", "meanfr": "MeanFr"}
+
+
+def _gate(cfg: Mapping[str, Any]) -> Gate | None:
+    """``search.gate`` ({metric, max|min: a number or a reference}) on the probe metric.
+
+    A reference (``random``, ``mime``, ``meanfr``) is that naive reference's value on the same
+    probe: ``max: random`` stops any trial no better than noise, ``max: mime`` (stricter) any
+    trial no better than copying the speaker.
+    """
+    from metrics import METRICS
+
+    spec = cfg["search"].get("gate")
+    if not spec:
+        return None
+    if not isinstance(spec, Mapping) or "metric" not in spec or not (set(spec) - {"metric"}) or (
+            set(spec) - {"metric", "max", "min"}):
+        raise config_mod.ConfigError(
+            f"search.gate must be {{metric: FRDist, max: random}} (max and/or min: a number or "
+            f"one of {', '.join(_GATE_REFERENCES)}), got {spec!r}")
+    name = str(spec["metric"]).split("/", 1)[-1]
+    if name not in METRICS:
+        raise config_mod.ConfigError(f"search.gate: unknown metric {spec['metric']!r}; "
+                                     f"allowed: {', '.join(METRICS)}")
+    bounds: dict[str, float | None] = {}
+    refs = None
+    for side in ("max", "min"):
+        v = spec.get(side)
+        if isinstance(v, str) and v.lower() in _GATE_REFERENCES:
+            ref = _GATE_REFERENCES[v.lower()]
+            refs = refs or references_on_probe(cfg)
+            v = refs[ref][name]
+            print(f"  gate: probe/{name} {'<=' if side == 'max' else '>='} {v:.4g} "
+                  f"(the {ref} reference on the probe)", flush=True)
+        elif v is not None:
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise config_mod.ConfigError(
+                    f"search.gate.{side} must be a number or one of "
+                    f"{', '.join(_GATE_REFERENCES)}, got {v!r}") from None
+        bounds[side] = v
+    return Gate(f"probe/{name}", max=bounds["max"], min=bounds["min"])
+
+
+def references_on_probe(cfg: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """The naive references (GT, Random, Mime, MeanFr) scored on the trials' probe."""
+    from orchestrator.leaderboard import reference_rows
+    from orchestrator.trainable import probe_set
+
+    return reference_rows(cfg, probe_set(cfg))
 
 
 def _scheduler(cfg: Mapping[str, Any]) -> Any:
@@ -149,10 +264,22 @@ def _scheduler(cfg: Mapping[str, Any]) -> Any:
     if sc["name"] != "asha":
         raise config_mod.ConfigError(f"scheduler.name must be asha or fifo, got {sc['name']!r}; "
                                      f"see orchestrator/conf/scheduler/")
+    grace, rf = min(int(sc["grace_period"]), epochs), float(sc["reduction_factor"])
+    objs = objectives(cfg)
+    if objs is not None:
+        from orchestrator.multiobjective import MOASHARule
+        from orchestrator.tune_mo import MOASHAScheduler
+
+        s = cfg["search"]
+        rule = MOASHARule([Objective(f"probe/{o.metric}", o.mode) for o in objs], max_t=epochs,
+                          grace_period=grace, reduction_factor=rf, gate=_gate(cfg))
+        first = f"probe/{objs[0].metric}"
+        return MOASHAScheduler(rule, proxy=(first, full_metric(first)),
+                               proxy_threshold=float(s["proxy_min_rho"]),
+                               proxy_min_trials=int(s["proxy_min_trials"]))
     return ASHAScheduler(time_attr="epoch", metric=cfg["search"]["metric"],
-                         mode=cfg["search"]["mode"], max_t=epochs,
-                         grace_period=min(int(sc["grace_period"]), epochs),
-                         reduction_factor=float(sc["reduction_factor"]))
+                         mode=cfg["search"]["mode"], max_t=epochs, grace_period=grace,
+                         reduction_factor=rf)
 
 
 def _run_config(cfg: Mapping[str, Any], name: str, storage_path: str) -> Any:
@@ -183,6 +310,9 @@ def run_search(cfg: DictConfig, overrides: Sequence[str] = ()) -> SearchOutcome:
     """
     base = config_mod.frozen_base(cfg)
     plain = config_mod.to_plain(cfg)
+    objs = objectives(plain)
+    if objs is not None:  # checkpoints, the progress table and "best" rank by the first one
+        plain["search"]["metric"], plain["search"]["mode"] = f"probe/{objs[0].metric}", objs[0].mode
     name = plain["search"]["name"] or (
         f"{plain['baseline']['name']}-{plain['task']['name']}-{time.strftime('%Y%m%d-%H%M%S')}")
     storage_path = storage_io.absolute(plain["search"]["storage_path"])
@@ -195,12 +325,17 @@ def run_search(cfg: DictConfig, overrides: Sequence[str] = ()) -> SearchOutcome:
             "baseline": plain["baseline"]["name"], "task": plain["task"]["name"],
             "metric": plain["search"]["metric"], "mode": plain["search"]["mode"],
             "epochs": int(plain["baseline"]["trainer"]["epochs"]),
-            "study_storage": plain["search"]["study_storage"]}
+            "study_storage": plain["search"]["study_storage"],
+            "objectives": None if objs is None else [
+                {"metric": o.metric, "mode": o.mode} for o in objs],
+            "proxy_min_rho": float(plain["search"]["proxy_min_rho"])}
     storage_io.write_text(storage_io.join(run_dir, RUN_FILE), json.dumps(info, indent=1),
                           endpoint)
+    goal = (f"objective {info['metric']} ({info['mode']})" if objs is None else
+            "objectives " + ", ".join(f"{o.metric} ({o.mode})" for o in objs)
+            + f" [{plain['search']['sampler']}, Pareto front over full-budget trials]")
     print(f"search {name}: {plain['search']['num_samples']} trials of {info['baseline']} "
-          f"({info['task']}), objective {info['metric']} ({info['mode']}) -> {run_dir}",
-          flush=True)
+          f"({info['task']}), {goal} -> {run_dir}", flush=True)
     import ray
 
     concurrency = trial_concurrency(plain, float(ray.cluster_resources().get("CPU", 0.0)))
@@ -216,7 +351,7 @@ def run_search(cfg: DictConfig, overrides: Sequence[str] = ()) -> SearchOutcome:
         run_config=_run_config(plain, name, storage_path),
     )
     tuner.fit()
-    return load_search(run_dir, endpoint_url=endpoint)
+    return finish_search(run_dir, endpoint_url=endpoint)
 
 
 def resume_search(run: str, *, endpoint_url: str | None = None) -> SearchOutcome:
@@ -241,7 +376,67 @@ def resume_search(run: str, *, endpoint_url: str | None = None) -> SearchOutcome
                                storage_filesystem=fs)
     tuner.fit()
     _close_orphan_study_trials(info, run)
-    return load_search(run, endpoint_url=endpoint_url)
+    return finish_search(run, endpoint_url=endpoint_url)
+
+
+def finish_search(run: str, *, endpoint_url: str | None = None) -> SearchOutcome:
+    """Read a finished search back; for a multi-objective one also write and print its front."""
+    outcome = load_search(run, endpoint_url=endpoint_url)
+    if outcome.run_info.get("objectives"):
+        summary = pareto_summary(outcome)
+        storage_io.write_text(storage_io.join(outcome.run_dir, PARETO_FILE),
+                              json.dumps(summary, indent=1), endpoint_url)
+        print(format_front(summary), flush=True)
+    return outcome
+
+
+def pareto_summary(outcome: SearchOutcome) -> dict[str, Any]:
+    """The front of a multi-objective search, the budget each trial reached, the proxy check.
+
+    Returns:
+        {"objectives", "full_budget", "front": [{"trial_id", "epoch", "params", "metrics"
+        (every full-validation metric)}], "trials": [{"trial_id", "status", "budget",
+        "full_budget_reached"}], "proxy": {"probe", "full", "rho", "ok", "threshold", "trials"}}.
+    """
+    info = outcome.run_info
+    epochs = int(info["epochs"])
+    front = pareto_trials(outcome)
+    first = f"probe/{info['objectives'][0]['metric']}"
+    finished = [t.last for t in outcome.trials if t.completed(epochs)]
+    rho, ok = proxy_check(finished, first, full_metric(first), float(info["proxy_min_rho"]))
+    return {
+        "objectives": info["objectives"], "full_budget": epochs,
+        "front": [{"trial_id": t.trial_id, "epoch": int(t.last.get("epoch", 0)),
+                   "params": t.params,
+                   "metrics": {k[4:]: v for k, v in t.last.items() if k.startswith("val/")}}
+                  for t in front],
+        "trials": [{"trial_id": t.trial_id, "status": t.status,
+                    "budget": int(t.last.get("epoch", 0)),
+                    "full_budget_reached": t.completed(epochs)} for t in outcome.trials],
+        "proxy": {"probe": first, "full": full_metric(first),
+                  "rho": None if rho != rho else rho, "ok": ok,
+                  "threshold": float(info["proxy_min_rho"]), "trials": len(finished)},
+    }
+
+
+def format_front(summary: Mapping[str, Any]) -> str:
+    """The Pareto front as a text table (objectives first, then the other metrics)."""
+    from orchestrator.progress import format_table
+
+    objs = [o["metric"] for o in summary["objectives"]]
+    rest = sorted({k for p in summary["front"] for k in p["metrics"]} - set(objs))
+    rows = [[p["trial_id"], str(p["epoch"])]
+            + [f"{p['metrics'][m]:.4g}" if m in p["metrics"] else "-" for m in objs + rest]
+            for p in summary["front"]]
+    full = sum(t["full_budget_reached"] for t in summary["trials"])
+    pr = summary["proxy"]
+    rho = "n/a (too few trials)" if pr["rho"] is None else f"{pr['rho']:.3f}"
+    head = (f"Pareto front ({len(rows)} of {full} full-budget trials; "
+            f"{len(summary['trials']) - full} stopped early, told to Optuna as pruned):")
+    table = format_table(["trial", "epoch"] + [f"{m} ({o['mode']})" for m, o in
+                                               zip(objs, summary["objectives"], strict=True)]
+                         + rest, rows) if rows else "  (empty: no trial trained its full budget)"
+    return f"{head}\n{table}\nproxy check: Spearman rho({pr['probe']}, {pr['full']}) = {rho}"
 
 
 def _print_monitoring(cfg: Mapping[str, Any], run_dir: str) -> None:

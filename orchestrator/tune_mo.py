@@ -9,20 +9,24 @@ API (which moved several times): nothing else subclasses Tune classes.
   on the Pareto front. Here a trial whose last result did not reach the full budget is told as
   PRUNED; every trial records the budget it reached (user attribute ``budget``).
 * `MOASHAScheduler`: asynchronous successive halving promoting by non-dominated sorting with a
-  minimum-appropriateness gate (`MOASHARule`).
+  minimum-appropriateness gate (`MOASHARule`), and the proxy check: once enough trials trained
+  the full budget, the Spearman correlation between the probe metric it prunes on and the full
+  validation metric is computed; below the threshold, early stopping is switched off.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import pickle
+from collections.abc import Mapping
 from typing import Any
 
 from optuna.trial import TrialState
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from orchestrator.multiobjective import STOP, MOASHARule
+from orchestrator.multiobjective import STOP, MOASHARule, proxy_check
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +37,19 @@ class FidelityAwareOptunaSearch(OptunaSearch):
     Args:
         budget_key: the budget counter in results (e.g. ``"epoch"``).
         full_budget: the value of ``budget_key`` at the end of a full training run.
+        final_metrics: optional {searched metric: final metric}: a full-budget trial is told to
+            Optuna with the final metric's value (e.g. ``probe/FRDist`` -> ``val/FRDist``, the
+            end-of-training full validation) when its last result has it. Tune requires the
+            searched metrics in every result, so the per-epoch names are the searched ones.
         **kwargs: passed to `ray.tune.search.optuna.OptunaSearch`.
     """
 
     def __init__(self, *args: Any, budget_key: str = "epoch", full_budget: float,
-                 **kwargs: Any) -> None:
+                 final_metrics: Mapping[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.budget_key = budget_key
         self.full_budget = float(full_budget)
+        self.final_metrics = dict(final_metrics or {})
         self.pruned_trials: set[str] = set()
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
@@ -52,6 +61,9 @@ class FidelityAwareOptunaSearch(OptunaSearch):
         ot_trial.set_user_attr("budget", budget)
         ot_trial.set_user_attr("full_budget", self.full_budget)
         if error or budget >= self.full_budget:
+            if result and not error:
+                result = {**result, **{k: result[v] for k, v in self.final_metrics.items()
+                                       if _finite(result.get(v))}}
             return super().on_trial_complete(trial_id, result, error)
         self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
         self._completed_trials.add(trial_id)
@@ -62,29 +74,80 @@ class FidelityAwareOptunaSearch(OptunaSearch):
 
 
 class MOASHAScheduler(FIFOScheduler):
-    """Ray Tune scheduler running `MOASHARule` (multi-objective ASHA with a gate)."""
+    """Ray Tune scheduler running `MOASHARule` (multi-objective ASHA with a gate).
 
-    def __init__(self, rule: MOASHARule) -> None:
+    Args:
+        rule: the promotion rule (objectives on the per-epoch probe metrics).
+        proxy: optional (probe key, full key): after each full-budget trial the Spearman rank
+            correlation between the two over finished trials is computed (`proxy_check`).
+        proxy_threshold: below this rho early stopping is switched off (with a warning); every
+            later trial trains its full budget.
+        proxy_min_trials: finished trials needed before the check can switch anything off.
+    """
+
+    def __init__(self, rule: MOASHARule, *, proxy: tuple[str, str] | None = None,
+                 proxy_threshold: float = 0.0, proxy_min_trials: int = 4) -> None:
         super().__init__()
         self.rule = rule
+        self.proxy = proxy
+        self.proxy_threshold = float(proxy_threshold)
+        self.proxy_min_trials = int(proxy_min_trials)
+        self.finished: list[dict[str, float]] = []
+        self.proxy_rho = math.nan
+        self.early_stopping = True
 
     def set_search_properties(self, metric: Any, mode: Any, **spec: Any) -> bool:
         return True  # objectives come from the rule, not from TuneConfig(metric, mode)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if not self.early_stopping:
+            return TrialScheduler.CONTINUE
         if self.rule.on_result(trial.trial_id, result) == STOP:
             log.info("MO-ASHA stops %s: %s", trial.trial_id, self.rule.stopped[trial.trial_id])
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
 
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        self.record_finished(result)
+
+    def record_finished(self, result: Mapping[str, Any] | None) -> None:
+        """Add a finished trial's last result to the proxy check (full-budget trials only)."""
+        if self.proxy is None or not result:
+            return
+        if float(result.get(self.rule.time_attr, 0)) < self.rule.max_t:
+            return
+        probe, full = self.proxy
+        if not (_finite(result.get(probe)) and _finite(result.get(full))):
+            return
+        self.finished.append({probe: float(result[probe]), full: float(result[full])})
+        rho, ok = proxy_check(self.finished, probe, full, self.proxy_threshold)
+        self.proxy_rho = rho
+        if (not ok and self.early_stopping and len(self.finished) >= self.proxy_min_trials):
+            self.early_stopping = False
+            log.warning(
+                "proxy check: Spearman rho(%s, %s) = %.3f over %d finished trials is below "
+                "search.proxy_min_rho=%.2f; the probe does not rank trials like the full "
+                "validation, so early stopping is switched OFF for the rest of this search "
+                "(raise eval.probe_items or eval.probe_frames to make the probe faithful)",
+                probe, full, rho, len(self.finished), self.proxy_threshold)
+
     def debug_string(self) -> str:
         return (f"Using MO-ASHA: rungs={self.rule.rungs}, stopped={len(self.rule.stopped)}, "
-                f"gate={self.rule.gate}")
+                f"gate={self.rule.gate}, early stopping "
+                f"{'on' if self.early_stopping else 'off (proxy check)'}")
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.rule.state_dict(), f)
+            pickle.dump({"rule": self.rule.state_dict(), "finished": self.finished,
+                         "early_stopping": self.early_stopping}, f)
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
-            self.rule.load_state_dict(pickle.load(f))
+            state = pickle.load(f)
+        self.rule.load_state_dict(state["rule"])
+        self.finished = list(state["finished"])
+        self.early_stopping = bool(state["early_stopping"])
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -71,7 +71,8 @@ def _trial(config: dict[str, Any], base: dict[str, Any]) -> None:
 
     def report(result: dict[str, Any], directory: Path | None) -> None:
         checkpoint = tune.Checkpoint.from_directory(str(directory)) if directory else None
-        tune.report({**result, "node_id": node}, checkpoint=checkpoint)
+        tune.report({**result, "node_id": node, "reported_at": time.time()},
+                    checkpoint=checkpoint)
 
     with tempfile.TemporaryDirectory(prefix="reactune-ckpt-") as tmp:
         run_trial(cfg, report, resume_state=state, checkpoint_root=tmp)

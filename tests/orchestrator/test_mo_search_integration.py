@@ -12,23 +12,14 @@ import pytest
 from metrics import METRICS
 from orchestrator import stages
 from orchestrator.config import compose
-from orchestrator.tune_driver import JOURNAL_FILE, PARETO_FILE, load_search
+from orchestrator.tune_driver import PARETO_FILE, load_search
 from react_models import load_bundle
-from tests.orchestrator.conftest import overrides
+from tests.orchestrator.conftest import overrides, params_key, run_study
 
 pytestmark = pytest.mark.integration
 
 EPOCHS = 3
 
-
-def _study(run: Path) -> optuna.Study:
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(run / JOURNAL_FILE)))
-    return optuna.load_study(study_name=run.name, storage=storage)
-
-
-def _key(params: dict) -> tuple:
-    return tuple(sorted(params.items()))
 
 
 def _dominates(a: dict, b: dict) -> bool:
@@ -48,13 +39,13 @@ def test_multi_objective_search_front_study_and_bundle_per_pareto_point(
     assert len(outcome.trials) == 6 and all(t.status == "TERMINATED" for t in outcome.trials)
 
     # the study is truly multi-objective; every trial is told by the budget it reached
-    study = _study(run)
+    study = run_study(run)
     assert study.directions == [optuna.study.StudyDirection.MINIMIZE,
                                 optuna.study.StudyDirection.MAXIMIZE]
-    by_params = {_key(t.params): t for t in study.trials}
+    by_params = {params_key(t.params): t for t in study.trials}
     full = []
     for t in outcome.trials:
-        st = by_params[_key(t.params)]
+        st = by_params[params_key(t.params)]
         assert st.user_attrs["budget"] == t.last["epoch"]
         if t.last["epoch"] < EPOCHS:  # stopped by MO-ASHA: pruned, never complete
             assert st.state == optuna.trial.TrialState.PRUNED and st.values is None
@@ -73,7 +64,7 @@ def test_multi_objective_search_front_study_and_bundle_per_pareto_point(
     for p in summary["front"]:
         assert p["epoch"] == EPOCHS and set(p["metrics"]) == set(METRICS)
         assert p["metrics"] == pytest.approx(vals[p["trial_id"]])
-    assert {by_params[_key(t.params)].number for t in full if t.trial_id in expected} == \
+    assert {by_params[params_key(t.params)].number for t in full if t.trial_id in expected} == \
         {t.number for t in study.best_trials}  # Optuna's own front agrees
     assert sorted(x["budget"] for x in summary["trials"]) == sorted(
         t.last["epoch"] for t in outcome.trials)

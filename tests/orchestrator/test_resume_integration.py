@@ -15,21 +15,12 @@ import pytest
 from orchestrator import stages
 from orchestrator.config import compose
 from orchestrator.tune_driver import JOURNAL_FILE
-from tests.orchestrator.conftest import overrides
+from tests.orchestrator.conftest import overrides, params_key, run_study
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 NUM_SAMPLES, EPOCHS = 3, 2
 
-
-def _study(run: Path) -> optuna.Study:
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(run / JOURNAL_FILE)))
-    return optuna.load_study(study_name=run.name, storage=storage)
-
-
-def _key(params: dict) -> tuple:
-    return tuple(sorted(params.items()))
 
 
 def _finished_before_kill(run: Path, proc: subprocess.Popen, timeout: float) -> dict:
@@ -40,7 +31,7 @@ def _finished_before_kill(run: Path, proc: subprocess.Popen, timeout: float) -> 
         assert proc.poll() is None, f"the search exited early with code {proc.returncode}"
         if (run / JOURNAL_FILE).is_file():
             try:
-                done = {_key(t.params): t.value for t in _study(run).trials
+                done = {params_key(t.params): t.value for t in run_study(run).trials
                         if t.state == optuna.trial.TrialState.COMPLETE}
             except KeyError:  # the study record is not written yet
                 done = {}
@@ -84,6 +75,6 @@ def test_sigkilled_search_resumes_without_losing_or_rerunning_finished_trials(
         # not retrained: no checkpoint beyond the original run's last epoch
         ckpts = sorted(p.name for p in Path(trial.path).glob("checkpoint_*"))
         assert ckpts[-1] == f"checkpoint_{EPOCHS - 1:06d}"
-    states = [t.state for t in _study(run).trials]
+    states = [t.state for t in run_study(run).trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == NUM_SAMPLES
     assert optuna.trial.TrialState.RUNNING not in states

@@ -75,6 +75,14 @@ def test_sigkilled_search_resumes_without_losing_or_rerunning_finished_trials(
         # not retrained: no checkpoint beyond the original run's last epoch
         ckpts = sorted(p.name for p in Path(trial.path).glob("checkpoint_*"))
         assert ckpts[-1] == f"checkpoint_{EPOCHS - 1:06d}"
-    states = [t.state for t in run_study(run).trials]
-    assert states.count(optuna.trial.TrialState.COMPLETE) == NUM_SAMPLES
+    # every Tune trial told once: complete at the full budget, pruned when ASHA stopped it
+    study = run_study(run).trials
+    for t in outcome.trials:
+        (st,) = [s for s in study if s.state != optuna.trial.TrialState.FAIL  # orphans
+                 and set(s.params.items()) <= set(t.params.items())]
+        assert st.state == (optuna.trial.TrialState.COMPLETE if t.last["epoch"] == EPOCHS
+                            else optuna.trial.TrialState.PRUNED)
+    states = [s.state for s in study]
+    assert states.count(optuna.trial.TrialState.COMPLETE) + states.count(
+        optuna.trial.TrialState.PRUNED) == NUM_SAMPLES
     assert optuna.trial.TrialState.RUNNING not in states

@@ -156,8 +156,13 @@ class Denoiser(nn.Module):
         super().__init__()
         self.time_dim = time_dim
         self.in_proj = nn.Linear(FRAME_DIM, d)
-        self.query_pe = nn.Parameter(torch.randn(max_len, d) * 0.02)
-        self.memory_pe = nn.Parameter(torch.randn(max_len, d) * 0.02)
+        # Learned PEs, both initialised with the same sinusoidal table: query frame i and memory
+        # frame j start aligned (their dot products peak near i == j) and at the scale of the
+        # projected frames, so cross-attention can find the speaker's nearby frames even when x_t
+        # is pure noise (random 0.02-scale tables gave queries no usable position at high t).
+        pe = sinusoidal_pe(torch.arange(max_len), d)
+        self.query_pe = nn.Parameter(pe.clone())
+        self.memory_pe = nn.Parameter(pe.clone())
         self.segment = nn.Parameter(torch.randn(5, d) * 0.02)
         self.time_mlp = nn.Sequential(nn.Linear(time_dim, d), nn.SiLU(), nn.Linear(d, d))
         self.audio = nn.Linear(audio_dim, d)

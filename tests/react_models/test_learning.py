@@ -68,10 +68,16 @@ def data(tmp_path_factory, ray_session) -> Data:
 # (model, task, config, lr, epochs): small, fast settings (see the module docstring).
 _TVAE = {"feature_dim": 32, "n_heads": 2, "ff_dim": 64, "div_p": 0.0, "w_emo": 5.0,
          "w_va": 5.0, "w_rot": 1.0, "w_trans": 1.0}
-# Measured with these settings on 2 cores (FRDist, K=10; Mime 60.7, Random 88.8 on this set;
-# Trans-VAE 55.3 offline, 57.2 online): REGNN 62.2 (34 s; longer runs did not get below Mime
-# either: its val VA error is ~3x its train error), PerFRDiff 65.5 (28 s; 20 epochs did not
-# help: its training x0-loss falls while sampled reactions stay far from the targets).
+# Measured with these settings on 2 cores (FRDist, K=10; Mime 60.7, Random 88.8 on this set):
+# Trans-VAE 55.3 offline, 57.2 online; PerFRDiff 57.7 / 59.2 / 58.4 in three runs (~38 s; runs
+# differ slightly, the streamed batches are not bit-identical; the margin is thin: seed 1 instead
+# of 0 gave 61.2, so it stays a non-strict xfail: it passes, reported as XPASS, but a slightly
+# unlucky stream must not fail CI). REGNN 61.9 (~41 s): longer runs, a lower Lipschitz
+# bound and an attribute-space reconstruction loss through the inverse motor did not get it
+# reliably below Mime (58.4 with seed 0, 69.2 with seed 1). Its fixed ActNorm scale comes from
+# the first batch, where rare AUs / expressions have a near-zero std, so a few nodes are
+# amplified ~10x and dominate the latent MSE while valence/arousal (most of FRDist) go unfit:
+# its decoded VA error is no better than predicting the mean, on train and val persons alike.
 _SLOW_TO_LEARN = pytest.mark.xfail(
     reason="does not beat Mime within this test's CPU budget (see the comment above)",
     strict=False)
@@ -86,7 +92,7 @@ CASES = [
     pytest.param("perfrdiff", "offline",
                  {"latent_dim": 64, "num_layers": 2, "num_heads": 4, "ff_dim": 128,
                   "sample_steps": 10, "num_preds_train": 2},
-                 1e-3, 5, id="perfrdiff-offline", marks=_SLOW_TO_LEARN),
+                 2e-3, 5, id="perfrdiff-offline", marks=_SLOW_TO_LEARN),
 ]
 
 

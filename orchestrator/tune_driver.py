@@ -163,6 +163,16 @@ def objectives(cfg: Mapping[str, Any]) -> list[Objective] | None:
     return out
 
 
+def check_search_config(cfg: Mapping[str, Any]) -> None:
+    """Validate ``search.objectives`` and ``search.sampler`` (cheap; before Ray starts).
+
+    Raises:
+        ConfigError: naming the key, what is allowed and the file to look in.
+    """
+    objectives(cfg)
+    _sampler(cfg)
+
+
 def _sampler(cfg: Mapping[str, Any]) -> Any:
     import optuna
 

@@ -41,12 +41,15 @@ def test_objectives_from_config_are_validated_with_the_fix_named() -> None:
 def test_samplers_and_gate_spec() -> None:
     import optuna
 
-    from orchestrator.tune_driver import _gate, _sampler
+    from orchestrator.tune_driver import _gate, _sampler, check_search_config
 
     assert isinstance(_sampler(_plain("search.sampler=nsga2")), optuna.samplers.NSGAIISampler)
     assert isinstance(_sampler(_plain("search.sampler=nsga3")), optuna.samplers.NSGAIIISampler)
     with pytest.raises(config_mod.ConfigError, match="nsga2"):
         _sampler(_plain("search.sampler=cmaes"))
+    with pytest.raises(config_mod.ConfigError, match="nsga2"):
+        check_search_config(_plain("search.sampler=cmaes"))  # what stage=search runs first
+    check_search_config(_plain("search=mo", "search.sampler=nsga2"))
     gate = _gate(_plain("search=mo", "search.gate={metric:FRDist,max:80}"))
     assert gate.metric == "probe/FRDist" and gate.max == 80.0 and gate.min is None
     gate = _gate(_plain("search.gate={metric:val/FRCorr,min:0.5}"))

@@ -16,9 +16,11 @@ Differences from the baseline code, on purpose (spec §4.3, §7.17):
   Lipschitz constant of a map whose ``E`` depends on ``x``), so every
   layer ``y = x + f(x)`` is a bijection and the fixed-point inverse converges geometrically
   (Banach) instead of asserting at inference;
-- ActNorm's scale is set from the data on the first training batch and then kept fixed (only
-  its bias learns): the loss has no log-determinant (as in the baseline), so a learnable scale
-  could shrink the latent space and trivially minimise MSE(cognitive output, latent).
+- ActNorm's scale is set from the data and then kept fixed (only its bias learns): the loss has
+  no log-determinant (as in the baseline), so a learnable scale could shrink the latent space
+  and trivially minimise MSE(cognitive output, latent). Its statistics are pooled over the first
+  ``_INIT_BATCHES`` training batches instead of the baseline's first batch alone (see
+  :class:`ActNorm`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from react_models._blocks import sinusoidal_pe
 
 NODES = schema.ATTR_DIM  # one graph node per facial attribute
 _EPS = 1e-8  # guards normalisations of rows/columns that can sum to ~0
-_MIN_STD = 0.1  # ActNorm init: a channel constant in the first batch is scaled at most 10x
+_MIN_STD = 0.1  # ActNorm init: a channel (nearly) constant in the data is scaled at most 10x
+_INIT_BATCHES = 10  # ActNorm statistics pooled over the first 10 training batches, then frozen
 
 
 class CrossModalLayer(nn.Module):
@@ -149,24 +152,61 @@ class EdgeLayer(nn.Module):
 
 
 class ActNorm(nn.Module):
-    """Per-node affine ``y = (x + bias) * exp(log_scale)``; data-initialised, scale then fixed."""
+    """Per-node affine ``y = (x + bias) * exp(log_scale)``; data-initialised, scale then fixed.
 
-    def __init__(self, nodes: int = NODES) -> None:
+    The statistics are pooled over the first ``init_batches`` training batches (Chan et al.'s
+    parallel mean/variance update), then frozen: Glow's one-batch init assumes a batch that is
+    representative of the data, but a few clips are not (a rare AU can be nearly constant in
+    them, e.g. std 0.03 vs 0.29 over the data, and would be amplified ~10x for good, dominating
+    the latent MSE). ``bias`` and ``log_scale`` follow the pooled estimate meanwhile; afterwards
+    only ``bias`` learns. The pooling state is not saved: a loaded, initialised norm stays frozen.
+    """
+
+    def __init__(self, nodes: int = NODES, init_batches: int = _INIT_BATCHES) -> None:
         super().__init__()
+        if init_batches < 1:
+            raise ValueError(f"ActNorm init_batches must be >= 1, got {init_batches}")
+        self.init_batches = init_batches
         self.bias = nn.Parameter(torch.zeros(nodes))
         self.register_buffer("log_scale", torch.zeros(nodes))
         self.register_buffer("initialized", torch.tensor(False))
+        self.register_buffer("_count", torch.zeros(()), persistent=False)  # frames pooled
+        self.register_buffer("_mean", torch.zeros(nodes), persistent=False)
+        self.register_buffer("_m2", torch.zeros(nodes), persistent=False)  # sum of sq. deviations
+        self.pooled = 0  # training batches pooled so far in this process
+
+    @property
+    def pooling(self) -> bool:
+        """True while batches still update the statistics (not yet frozen, not loaded)."""
+        return self.pooled < self.init_batches and (self.pooled > 0 or not bool(self.initialized))
 
     @torch.no_grad()
     def initialize(self, x: torch.Tensor, valid: torch.Tensor) -> None:
-        """Zero mean, unit variance per node over the valid frames of ``x`` (N, V, W)."""
+        """Pool one batch into the per-node statistics and set zero mean, unit variance.
+
+        No-op once frozen (``init_batches`` pooled, or initialised by a loaded state dict).
+
+        Args:
+            x: (N, V, W) inputs; valid: (N, W) bool real frames.
+        """
+        if not self.pooling:
+            return
         m = valid[:, None, :].to(x.dtype).expand_as(x)  # (N, V, W)
-        count = m.sum((0, 2)).clamp_min(1.0)
-        mean = (x * m).sum((0, 2)) / count
-        var = ((x - mean[:, None]) ** 2 * m).sum((0, 2)) / count
-        self.bias.copy_(-mean)
-        self.log_scale.copy_(-torch.log(var.sqrt().clamp_min(_MIN_STD)))
+        n_b = m[:, 0].sum()
+        if n_b == 0:
+            return
+        mean_b = (x * m).sum((0, 2)) / n_b
+        m2_b = ((x - mean_b[:, None]) ** 2 * m).sum((0, 2))
+        n = self._count + n_b
+        delta = mean_b - self._mean
+        self._mean += delta * n_b / n
+        self._m2 += m2_b + delta ** 2 * self._count * n_b / n
+        self._count.copy_(n)
+        self.bias.copy_(-self._mean)
+        std = (self._m2 / n).sqrt()
+        self.log_scale.copy_(-torch.log(std.clamp_min(_MIN_STD)))
         self.initialized.fill_(True)
+        self.pooled += 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x + self.bias[:, None]) * self.log_scale.exp()[:, None]
@@ -263,16 +303,15 @@ class MotorProcessor(nn.Module):
         Args:
             x: (N, V, W) reaction windows (padded frames zero-filled).
             mixes: from :meth:`condition`, each (N, V, V).
-            valid: (N, W) bool real frames; when given in training mode, an ActNorm that was
-                never initialised is initialised from these frames first.
+            valid: (N, W) bool real frames; when given in training mode, an ActNorm still
+                pooling its statistics (:class:`ActNorm`) pools these frames first.
 
         Returns:
             (N, V, W) latents.
         """
         for layer, mix in zip(self.layers, mixes, strict=True):
-            if (layer.norm is not None and valid is not None and self.training
-                    and not bool(layer.norm.initialized)):
-                layer.norm.initialize(x, valid)
+            if layer.norm is not None and valid is not None and self.training:
+                layer.norm.initialize(x, valid)  # no-op once its statistics are frozen
             x = layer(x, mix)
         return x
 

@@ -72,12 +72,13 @@ _TVAE = {"feature_dim": 32, "n_heads": 2, "ff_dim": 64, "div_p": 0.0, "w_emo": 5
 # Trans-VAE 55.3 offline, 57.2 online; PerFRDiff 57.7 / 59.2 / 58.4 in three runs (~38 s; runs
 # differ slightly, the streamed batches are not bit-identical; the margin is thin: seed 1 instead
 # of 0 gave 61.2, so it stays a non-strict xfail: it passes, reported as XPASS, but a slightly
-# unlucky stream must not fail CI). REGNN 61.9 (~41 s): longer runs, a lower Lipschitz
-# bound and an attribute-space reconstruction loss through the inverse motor did not get it
-# reliably below Mime (58.4 with seed 0, 69.2 with seed 1). Its fixed ActNorm scale comes from
-# the first batch, where rare AUs / expressions have a near-zero std, so a few nodes are
-# amplified ~10x and dominate the latent MSE while valence/arousal (most of FRDist) go unfit:
-# its decoded VA error is no better than predicting the mean, on train and val persons alike.
+# unlucky stream must not fail CI). REGNN (~37 s of training) was at 61.9, its cognitive output
+# collapsed to a constant (R^2 <= 0 per node even on training clips); fixed in the model by
+# ActNorm statistics pooled over 10 batches (one batch of 8 clips amplified rare AUs ~10x),
+# a stop-gradient on the motor's speaker conditioning, lipschitz 0.2 (0.7 let the motor shrink
+# the latent) and FRDist-weighted nodes in the latent MSE; with embed_dropout 0 here it scores
+# 60.8 / 59.1 / 60.2 in three runs (58.6 and 59.6 for seeds 0 and 1 on one cached stream): at
+# Mime's level, not reliably below it, so it stays a non-strict xfail.
 _SLOW_TO_LEARN = pytest.mark.xfail(
     reason="does not beat Mime within this test's CPU budget (see the comment above)",
     strict=False)
@@ -87,7 +88,8 @@ CASES = [
                  {**_TVAE, "online": True, "window_size": WINDOW, "max_history": 3 * WINDOW},
                  2e-3, 8, id="transvae-online"),
     pytest.param("regnn", "offline",
-                 {"feature_dim": 32, "num_heads": 2, "fusion_layers": 1, "window_size": 32},
+                 {"feature_dim": 32, "num_heads": 2, "fusion_layers": 1, "window_size": 32,
+                  "embed_dropout": 0.0},
                  3e-3, 25, id="regnn-offline", marks=_SLOW_TO_LEARN),
     pytest.param("perfrdiff", "offline",
                  {"latent_dim": 64, "num_layers": 2, "num_heads": 4, "ff_dim": 128,

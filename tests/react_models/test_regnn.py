@@ -10,8 +10,9 @@ import torch
 
 from react_data import schema
 from react_models import build
-from react_models.regnn import REGNN, Config, _to_windows
+from react_models.regnn import REGNN, Config, _node_weights, _to_windows
 from react_models.regnn_graph import (
+    ActNorm,
     EdgeLayer,
     attrs_to_metric,
     bounded_noise,
@@ -102,6 +103,57 @@ def test_motor_inverse_recovers_the_input():
     z = model.motor(x, mixes)
     assert (z - x).abs().max() > 0.1  # the map is far from the identity
     torch.testing.assert_close(model.motor.inverse(z, mixes), x, atol=1e-4, rtol=0)
+
+
+@torch.no_grad()
+def test_actnorm_pools_statistics_over_the_first_batches_then_freezes():
+    g = torch.Generator().manual_seed(0)
+    v, w = 3, 5
+    # three batches with different per-node means/scales; node 2 is constant in the first
+    xs = [torch.randn(4, v, w, generator=g) * torch.tensor([1.0, 0.2, s])[:, None] + i
+          for i, s in enumerate((0.0, 2.0, 1.0))]
+    valids = [torch.rand(4, w, generator=g) > 0.3 for _ in xs]
+    norm = ActNorm(v, init_batches=3)
+    norm.initialize(xs[0], valids[0])
+    assert bool(norm.initialized) and norm.pooling
+    assert float(norm.log_scale[2]) == pytest.approx(-math.log(0.1))  # floored, not frozen yet
+    for x, valid in zip(xs[1:], valids[1:], strict=True):
+        norm.initialize(x, valid)
+    frames = torch.cat([x.transpose(1, 2)[m] for x, m in zip(xs, valids, strict=True)])  # (F, V)
+    torch.testing.assert_close(-norm.bias, frames.mean(0))
+    torch.testing.assert_close((-norm.log_scale).exp(), frames.std(0, correction=0))
+    assert not norm.pooling
+    frozen = norm.state_dict()
+    norm.initialize(xs[0] * 5, valids[0])  # a later batch changes nothing
+    torch.testing.assert_close(norm.state_dict(), frozen)
+    loaded = ActNorm(v, init_batches=3)
+    loaded.load_state_dict(frozen)  # e.g. a bundle: initialised, so it stays frozen
+    loaded.initialize(xs[1], valids[1])
+    torch.testing.assert_close(loaded.state_dict(), frozen)
+    with pytest.raises(ValueError, match="init_batches"):
+        ActNorm(v, init_batches=0)
+
+
+def test_latent_loss_weights_nodes_like_frdist_groups():
+    w = _node_weights()
+    assert w.mean().item() == pytest.approx(1.0)
+    au, va, expr = w[schema.AU], w[schema.VA], w[schema.EXPR]
+    assert torch.all(au == au[0]) and torch.all(va == va[0]) and torch.all(expr == expr[0])
+    assert (va[0] / au[0]).item() == pytest.approx(15.0)  # the 15 AUs weigh as one VA node
+    assert (expr[0] / au[0]).item() == pytest.approx(15.0 / 8.0)
+
+
+def test_speaker_conditioning_learns_but_does_not_backprop_into_the_nodes():
+    model = make().train()
+    batch = random_batch(t=2 * W, seed=3)
+    model(batch)["latent"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.edges.parameters())
+    # the conditioning input is detached: the edge layer sees no graph back to the cognition
+    attr, coef, audio, valid = model._windows(batch)
+    _, nodes, mixes = model.encode(attr, coef, audio, valid)
+    assert nodes.requires_grad
+    (grad,) = torch.autograd.grad(mixes[0].sum(), [nodes], allow_unused=True)
+    assert grad is None
 
 
 @torch.no_grad()

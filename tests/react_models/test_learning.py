@@ -76,9 +76,9 @@ _TVAE = {"feature_dim": 32, "n_heads": 2, "ff_dim": 64, "div_p": 0.0, "w_emo": 5
 # (5 epochs, condition dropout 0: 8 of 10 runs below Mime); more epochs (8-15), EMA weights
 # (decay 0.98), DDIM eta 0.5/1, DDPM, guidance 1.5/2, other step counts and spacings, dropout
 # 0.3, lr 1e-3/4e-3 did not make it reliable: runs with more diverse samples score worse.
-# REGNN's cognitive output collapsed to a constant at first
-# (fixed in the model: ActNorm statistics pooled over 10 batches, a stop-gradient on the motor's
-# speaker conditioning, lipschitz 0.2, FRDist-weighted nodes). Trained, it then sat at Mime's
+# REGNN's cognitive output collapsed to a constant at first (fixed in the model: ActNorm
+# statistics pooled over 10 batches, a stop-gradient on the motor's speaker conditioning,
+# lipschitz 0.2, FRDist-weighted nodes). Trained, it then sat at Mime's
 # level with the baseline's test noise bound 0.06 (58.8-60.1 over 4 seeds): its K reactions
 # hug the cognitive mean and FRDist, a sum over K of the closest appropriate reaction, rewards
 # samples that spread over the appropriate set. Sampling noise, measured on one trained model:

@@ -29,8 +29,10 @@ replaced by low-rank deltas ``ΔW = U·V`` of rank ``edit_rank``, applied with e
 Training: each item is repeated ``num_preds_train`` times with independent timesteps, noise and
 (online) random window ends; speaker condition segments are zeroed per sample with the
 ``cond_drop_*`` probabilities (the unconditional branch of classifier-free guidance); the loss is
-the group-weighted x0 MSE on valid, non-context frames. The spec trains the hypernetwork on a
-frozen generic model; here everything trains jointly (freeze ``denoiser`` by hand for that recipe).
+the group-weighted x0 MSE on valid, non-context frames, plus (``temporal_loss_w`` > 0, the
+baseline's knob, 0 there) the same weighted MSE on frame-to-frame differences. The spec trains
+the hypernetwork on a frozen generic model; here everything trains jointly (freeze ``denoiser``
+by hand for that recipe).
 
 Sampling post-processing to metric space: AU -> (x >= 0.5) in {0, 1}; VA clamped to [-1, 1];
 expressions clamped at 0 and renormalised to sum 1 (uniform if all zero). Not softmax: the model
@@ -94,6 +96,7 @@ class PerFRDiffConfig:
     w_va: float = 5.0  # spec yaml
     w_em: float = 5.0  # spec yaml (expressions)
     w_coef: float = 1.0  # ours: the 3DMM group the baseline does not diffuse
+    temporal_loss_w: float = 0.0  # spec loss yaml (0 = off): weight of the velocity MSE
     num_preds_train: int = 10  # each item repeated with independent t/noise (/window), spec
     personalised: bool = False  # the 2025 generic baseline; True = §4.5 weight editing
     num_persons: int = 1024  # person-table size; must exceed every listener_idx in the data
@@ -124,6 +127,9 @@ class PerFRDiffConfig:
         _check(self.noise_schedule in diffusion.SCHEDULES,
                f"noise_schedule must be one of {diffusion.SCHEDULES}, got {self.noise_schedule!r}")
         self.sampler_config()
+        for f in ("w_au", "w_va", "w_em", "w_coef", "temporal_loss_w"):
+            _check(getattr(self, f) >= 0, f"PerFRDiffConfig.{f} is a loss weight and must be "
+                   f">= 0, got {getattr(self, f)}")
         for f in ("dropout", "cond_drop_audio", "cond_drop_3dmm", "cond_drop_emotion"):
             _check(0.0 <= getattr(self, f) <= 1.0,
                    f"PerFRDiffConfig.{f} must lie in [0, 1], got {getattr(self, f)}")
@@ -299,6 +305,16 @@ class PerFRDiff(ReactionModel):
         if has_coef:
             out["coef"] = masked_mean(se[..., FRAME_COEF], mask)
             total = total + c.w_coef * out["coef"]
+        if c.temporal_loss_w > 0:  # frame-to-frame differences of x0_hat vs the target's
+            ve = ((pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])) ** 2
+            pair = mask[:, 1:] & mask[:, :-1]
+            vel = (c.w_au * masked_mean(ve[..., schema.AU], pair)
+                   + c.w_va * masked_mean(ve[..., schema.VA], pair)
+                   + c.w_em * masked_mean(ve[..., schema.EXPR], pair))
+            if has_coef:
+                vel = vel + c.w_coef * masked_mean(ve[..., FRAME_COEF], pair)
+            out["temporal"] = vel
+            total = total + c.temporal_loss_w * vel
         return {"total": total, **out}
 
     # ----------------------------------------------------------------------------- sampling

@@ -81,6 +81,23 @@ def test_loss_ignores_padded_target_frames(online: bool) -> None:
     torch.testing.assert_close(m(changed)["total"], ref)
 
 
+def test_temporal_loss_penalises_velocity_errors_only_when_weighted() -> None:
+    b = random_batch(2, 24)
+    torch.manual_seed(3)
+    plain = tiny()(b)
+    assert "temporal" not in plain  # the baseline's default: temporal_loss_w 0
+    m = tiny(temporal_loss_w=2.0)
+    torch.manual_seed(3)
+    losses = m(b)
+    assert float(losses["temporal"]) > 0
+    rest = sum(w * losses[k] for k, w in (("au", 1.0), ("va", 5.0), ("expr", 5.0), ("coef", 1.0)))
+    torch.testing.assert_close(losses["total"], rest + 2.0 * losses["temporal"])
+    # a prediction that is the target plus a constant offset has zero velocity error
+    se = m._losses(b.listener_attr.new_ones(2, 24, 83) + 0.3, b.listener_attr.new_ones(2, 24, 83),
+                   b.mask, True)
+    assert float(se["temporal"]) == 0.0 and float(se["va"]) > 0
+
+
 def test_context_frames_are_not_targets() -> None:
     b = random_batch(2, 16, context_frames=16)
     assert float(tiny(online=True)(b)["total"].detach()) == 0.0
@@ -259,6 +276,8 @@ def test_config_validation_names_the_field_and_the_fix() -> None:
         PerFRDiffConfig(window_size=400, s_ratio=2)
     with pytest.raises(ValueError, match="sampler"):
         PerFRDiffConfig(sampler="plms")
+    with pytest.raises(ValueError, match="temporal_loss_w is a loss weight"):
+        PerFRDiffConfig(temporal_loss_w=-1.0)
     assert PerFRDiffConfig(edited_layers=[1, 2]).edited_layers == (1, 2)  # from YAML lists
     with pytest.raises(ValueError, match="audio_dim"):
         tiny()(dataclasses.replace(random_batch(1, 8), speaker_audio=torch.zeros(1, 8, 5)))

@@ -18,6 +18,13 @@ stay in registers (one loop per group keeps the register set small enough not to
 the DP state is O(Tx + BLOCK) per pair. The local cost is the exact squared difference (not
 ||a||^2 + ||b||^2 - 2ab, which cancels and makes DTW(x, x) non-zero), summed in float32 with a
 few independent accumulators per group (a shorter FMA dependency chain).
+
+Binary groups: when every value of a group is 0 or 1 in both sequences (AU occurrences, as
+models output and the challenge's GT holds them), the squared distance of two frames is the
+number of differing dims. The runner then packs the group's bits into one int32 (in the slot of
+the group's first dim) and the kernel computes the cost as ``popcount(x XOR y)``: 3 vector
+instructions instead of 2 per dim, the same integer-valued float32 cost, so the same distances
+bit for bit.
 """
 
 from __future__ import annotations
@@ -39,17 +46,19 @@ _ACCUMULATORS = 3  # independent partial sums per group
 SCHEMA_GROUPS: tuple[tuple[int, int], ...] = tuple((s.start, s.stop) for _, s, _ in ATTR_GROUPS)
 
 
-def loop_plan(groups: tuple[tuple[int, int], ...], max_registers: int = 12) -> list[list[int]]:
+def loop_plan(groups: tuple[tuple[int, int], ...], max_registers: int = 12,
+              binary: tuple[bool, ...] = ()) -> list[list[int]]:
     """Which groups share one sweep over the x frames.
 
     Groups in one loop give independent dependency chains (the DP's ``left`` chain is a
     latency chain: one group alone waits on it when its cost is cheap), but all their x dims
-    must stay in registers: a greedy packing under ``max_registers`` vectors.
+    must stay in registers: a greedy packing under ``max_registers`` vectors (a binary group's
+    bits fit in one).
     """
     plan: list[list[int]] = []
     used = max_registers + 1
     for g, (a, b) in enumerate(groups):
-        need = b - a
+        need = 1 if g < len(binary) and binary[g] else b - a
         if plan and used + need <= max_registers:
             plan[-1].append(g)
             used += need
@@ -60,17 +69,20 @@ def loop_plan(groups: tuple[tuple[int, int], ...], max_registers: int = 12) -> l
 
 
 def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
-                      block: int = BLOCK):
+                      block: int = BLOCK, binary: tuple[bool, ...] = ()):
     """Build the numba intrinsic that sweeps one column block for all x frames and groups.
 
     Called as ``kernel(xs, ys_block, col, row, tx)`` with 1-D float32 arrays in the layout of
     the module docstring (``ys_block`` starts at the block's first frame); updates ``col`` and
-    ``row`` in place.
+    ``row`` in place. Groups flagged in ``binary`` read their bit-packed int32 (see the module
+    docstring) from the slot of their first dim.
     """
     n_dim = groups[-1][1]
-    plan = loop_plan(groups)
+    binary = tuple(bool(b) for b in binary) + (False,) * (len(groups) - len(binary))
+    plan = loop_plan(groups, binary=binary)
     f32 = ir.FloatType()
     vec = ir.VectorType(f32, lanes)
+    ivec = ir.VectorType(ir.IntType(32), lanes)
     i64 = ir.IntType(64)
 
     @intrinsic
@@ -81,9 +93,11 @@ def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
             xp, yp, cp, rp = (context.make_array(signature.args[k])(context, builder, args[k]).data
                               for k in range(4))
             n_rows = args[4]
-            vptr = vec.as_pointer()
+            vptr, iptr = vec.as_pointer(), ivec.as_pointer()
             fma = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vec, [vec, vec, vec]), f"llvm.fma.v{lanes}f32")
+            ctpop = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ivec, [ivec]), f"llvm.ctpop.v{lanes}i32")
 
             def const(k):
                 return ir.Constant(i64, k)
@@ -91,11 +105,31 @@ def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
             def vload(base, idx):
                 return builder.load(builder.bitcast(builder.gep(base, [idx]), vptr), align=4)
 
+            def iload(base, idx):
+                return builder.load(builder.bitcast(builder.gep(base, [idx]), iptr), align=4)
+
             def vstore(val, base, idx):
                 builder.store(val, builder.bitcast(builder.gep(base, [idx]), vptr), align=4)
 
             def vmin(a, b):
                 return builder.select(builder.fcmp_ordered("<", a, b), a, b)
+
+            def self_cost(g, jj):  # sum of squared differences, a few accumulators
+                dims = list(range(*groups[g]))
+                n_acc = min(_ACCUMULATORS, len(dims))
+                partial = []
+                for part in (dims[q::n_acc] for q in range(n_acc)):
+                    acc = None
+                    for d in part:
+                        y = vload(yp, const((jj * n_dim + d) * lanes))
+                        diff = builder.fsub(xv[d], y)
+                        acc = (builder.fmul(diff, diff) if acc is None
+                               else builder.call(fma, [diff, diff, acc]))
+                    partial.append(acc)
+                cost = partial[0]
+                for extra in partial[1:]:
+                    cost = builder.fadd(cost, extra)
+                return cost
 
             col_stride = builder.mul(builder.add(n_rows, const(1)), const(lanes))
             for loop_no, members in enumerate(plan):
@@ -119,28 +153,22 @@ def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
 
                 builder.position_at_end(body)
                 xbase = builder.mul(i, const(n_dim * lanes))
-                xv = {d: vload(xp, builder.add(xbase, const(d * lanes)))
-                      for g in members for d in range(*groups[g])}
+                xv = {d: (iload if binary[g] else vload)(xp, builder.add(xbase, const(d * lanes)))
+                      for g in members for d in (range(*groups[g]) if not binary[g]
+                                                 else [groups[g][0]])}
                 cslot = builder.mul(builder.add(i, const(1)), const(lanes))
                 left = {g: vload(cg[g], cslot) for g in members}
                 next_carry = dict(left)  # D(i, j0 - 1) is the diagonal of row i + 1
                 diag = dict(carry)
                 for jj in range(block):
                     for g in members:
-                        dims = list(range(*groups[g]))
-                        n_acc = min(_ACCUMULATORS, len(dims))
-                        partial = []
-                        for part in (dims[q::n_acc] for q in range(n_acc)):
-                            acc = None
-                            for d in part:
-                                y = vload(yp, const((jj * n_dim + d) * lanes))
-                                diff = builder.fsub(xv[d], y)
-                                acc = (builder.fmul(diff, diff) if acc is None
-                                       else builder.call(fma, [diff, diff, acc]))
-                            partial.append(acc)
-                        cost = partial[0]
-                        for extra in partial[1:]:
-                            cost = builder.fadd(cost, extra)
+                        if binary[g]:
+                            a = groups[g][0]
+                            y = iload(yp, const((jj * n_dim + a) * lanes))
+                            cost = builder.uitofp(builder.call(ctpop, [builder.xor(xv[a], y)]),
+                                                  vec)
+                        else:
+                            cost = self_cost(g, jj)
                         slot = const(jj * lanes)
                         up = vload(rg[g], slot)
                         new = builder.fadd(cost, vmin(vmin(up, diag[g]), left[g]))
@@ -162,13 +190,24 @@ def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
     return kernel
 
 
+# The schema's binary candidate: the AU group (occurrences in {0, 1}).
+SCHEMA_BINARY: tuple[bool, ...] = tuple(name == "au" for name, _, _ in ATTR_GROUPS)
 _SCHEMA_KERNEL = make_block_kernel(SCHEMA_GROUPS)
+_SCHEMA_KERNEL_BIN = make_block_kernel(SCHEMA_GROUPS, binary=SCHEMA_BINARY)
+_BINARY_GROUPS = tuple(g for g, b in zip(SCHEMA_GROUPS, SCHEMA_BINARY, strict=True) if b)
 _INF32 = np.float32(np.inf)
 
 
-def _run_chunks(x, yf, ystart, ylen, px, py, c0, c1, out):  # pragma: no cover - compiled
-    """Run chunks ``[c0, c1)`` of a sorted pair list (numba nogil; see `make_chunk_runner`)."""
+def _run_chunks(x, yf, ystart, ylen, px, py, c0, c1, out,
+                binary):  # pragma: no cover - compiled
+    """Run chunks ``[c0, c1)`` of a sorted pair list (numba nogil; see `make_chunk_runner`).
+
+    ``binary``: the ``_BINARY_GROUPS`` hold only 0/1 in x and y; pack them and use the popcount
+    kernel.
+    """
     kernel = _SCHEMA_KERNEL
+    kernel_bin = _SCHEMA_KERNEL_BIN
+    bin_groups = _BINARY_GROUPS
     lanes = LANES
     block = BLOCK
     tx, n_dim = x.shape[1], x.shape[2]
@@ -180,6 +219,8 @@ def _run_chunks(x, yf, ystart, ylen, px, py, c0, c1, out):  # pragma: no cover -
     ty_pad = (ty_max + block - 1) // block * block
     xs = np.empty(tx * n_dim * lanes, dtype=np.float32)
     ys = np.empty(ty_pad * n_dim * lanes, dtype=np.float32)
+    xs_bits = xs.view(np.int32)  # binary groups: packed bits in their first dim's slot
+    ys_bits = ys.view(np.int32)
     col = np.empty((n_grp, (tx + 1) * lanes), dtype=np.float32)
     row = np.empty((n_grp, block * lanes), dtype=np.float32)
     res = np.empty((n_grp, lanes), dtype=np.float32)
@@ -205,17 +246,34 @@ def _run_chunks(x, yf, ystart, ylen, px, py, c0, c1, out):  # pragma: no cover -
                 xi = xsel[b]
                 for d in range(n_dim):
                     xs[(t * n_dim + d) * lanes + b] = x[xi, t, d]
+                if binary:
+                    for g_lo, g_hi in bin_groups:
+                        bits = 0
+                        for d in range(g_lo, g_hi):
+                            if x[xi, t, d] != 0:
+                                bits |= 1 << (d - g_lo)
+                        xs_bits[(t * n_dim + g_lo) * lanes + b] = bits
         for t in range(ty):
             for b in range(lanes):
                 if t < ysize[b]:
                     row_y = ysel[b] + t
                     for d in range(n_dim):
                         ys[(t * n_dim + d) * lanes + b] = yf[row_y, d]
+                    if binary:
+                        for g_lo, g_hi in bin_groups:
+                            bits = 0
+                            for d in range(g_lo, g_hi):
+                                if yf[row_y, d] != 0:
+                                    bits |= 1 << (d - g_lo)
+                            ys_bits[(t * n_dim + g_lo) * lanes + b] = bits
         col[:] = _INF32
         col[:, :lanes] = 0.0  # D(-1, -1) = 0
         for blk in range(n_blocks):
             row[:] = _INF32  # D(-1, j) = inf
-            kernel(xs, ys[blk * block * n_dim * lanes:], col.ravel(), row.ravel(), tx)
+            if binary:
+                kernel_bin(xs, ys[blk * block * n_dim * lanes:], col.ravel(), row.ravel(), tx)
+            else:
+                kernel(xs, ys[blk * block * n_dim * lanes:], col.ravel(), row.ravel(), tx)
             if blk == 0:
                 col[:, :lanes] = _INF32
             for b in range(used):
@@ -230,19 +288,43 @@ def _run_chunks(x, yf, ystart, ylen, px, py, c0, c1, out):  # pragma: no cover -
 
 run_schema_chunks = njit(nogil=True, cache=True)(_run_chunks)
 
+MAX_BINARY_DIMS = 31  # bits of one int32 lane
 
-def make_chunk_runner(groups: tuple[tuple[int, int], ...]):
-    """The chunk runner for other feature groups (compiled on first use, not disk-cached).
+
+def make_chunk_runner(groups: tuple[tuple[int, int], ...], binary: tuple[bool, ...] = ()):
+    """The chunk runner for ``groups`` with the groups flagged in ``binary`` bit-packed.
 
     Signature: ``run(x, yf, ystart, ylen, px, py, c0, c1, out)`` with x (M, Tx, D) float32,
     yf (F, D) float32 (all y sequences concatenated), ystart/ylen (R,) int64, px/py (P,) int64
     (pair p compares x[px[p]] with y number py[p]; sorted so that a chunk's y lengths are
-    close), out (P, G) float64 receiving the DTW distances of chunks ``[c0, c1)``.
+    close), out (P, G) float64 receiving the DTW distances of chunks ``[c0, c1)``. The caller
+    guarantees that the ``binary`` groups hold only 0 and 1 (`is_binary`). The schema's two
+    variants (no binary group; AU binary) are compiled once and disk-cached; other ones are
+    compiled on first use.
     """
-    if groups == SCHEMA_GROUPS:
-        return run_schema_chunks
+    binary = tuple(bool(b) for b in binary) + (False,) * (len(groups) - len(binary))
+    for (a, b), flag in zip(groups, binary, strict=True):
+        if flag and b - a > MAX_BINARY_DIMS:
+            raise ValueError(f"binary group ({a}, {b}) has more than {MAX_BINARY_DIMS} dims")
+    if groups == SCHEMA_GROUPS and binary in (SCHEMA_BINARY, (False,) * len(groups)):
+        flag = any(binary)
+        return lambda *args: run_schema_chunks(*args, flag)
     namespace = dict(_run_chunks.__globals__)
     namespace["_SCHEMA_KERNEL"] = make_block_kernel(groups)
-    clone = types_.FunctionType(_run_chunks.__code__, namespace, "_run_chunks")
-    return njit(nogil=True)(clone)
+    namespace["_SCHEMA_KERNEL_BIN"] = make_block_kernel(groups, binary=binary)
+    bins = tuple(g for g, f in zip(groups, binary, strict=True) if f)
+    namespace["_BINARY_GROUPS"] = bins or ((0, 0),)  # numba needs a non-empty tuple to type
+    clone = njit(nogil=True)(types_.FunctionType(_run_chunks.__code__, namespace, "_run_chunks"))
+    flag = bool(bins)
+    return lambda *args: clone(*args, flag)
 
+
+@njit(nogil=True, cache=True)
+def is_binary(values, lo, hi):  # pragma: no cover - compiled
+    """True if ``values[..., lo:hi]`` (a 2-D (frames, D) float32 array) holds only 0 and 1."""
+    for r in range(values.shape[0]):
+        for d in range(lo, hi):
+            v = values[r, d]
+            if v != 0 and v != 1:
+                return False
+    return True

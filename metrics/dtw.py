@@ -9,8 +9,9 @@ computes in float64. x and y may have different lengths.
 Three forms, one definition:
 - `dtw`: one pair, a plain scalar loop in float64 (the reference path; equals tslearn to ~1e-12).
 - `grouped_dtw`: many pairs and several feature groups at once; the CPU backend is a 16-lane
-  SIMD numba kernel (float32 accumulation, within ~1e-6 relative of tslearn) run on several
-  threads; the torch backend (`metrics.dtw_torch`) is an anti-diagonal wavefront for CUDA.
+  SIMD numba kernel (float32 accumulation, within ~1e-6 relative of tslearn; groups holding
+  only 0/1 values are bit-packed and costed by popcount, same result) run on several threads;
+  the torch backend (`metrics.dtw_torch`) is an anti-diagonal wavefront for CUDA.
 
 >>> import numpy as np
 >>> dtw(np.array([[1.0], [2.0], [3.0]]), np.array([[1.0], [2.0], [2.0], [3.0], [4.0]]))
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from metrics._dtw_kernel import LANES, make_chunk_runner
+from metrics._dtw_kernel import LANES, MAX_BINARY_DIMS, is_binary, make_chunk_runner
 from metrics._threads import check_threads, default_threads, parallel_ranges
 from metrics._validate import ArrayLike, as_tensor, check_finite
 from react_data.schema import ATTR_GROUPS
@@ -109,8 +110,20 @@ def normalize_groups(groups: Any, dim: int) -> tuple[tuple[int, int], ...]:
 
 
 @lru_cache(maxsize=8)
-def _runner(groups: tuple[tuple[int, int], ...]):
-    return make_chunk_runner(groups)
+def _runner(groups: tuple[tuple[int, int], ...], binary: tuple[bool, ...]):
+    return make_chunk_runner(groups, binary)
+
+
+def _binary_groups(x: np.ndarray, frames: np.ndarray,
+                   bounds: tuple[tuple[int, int], ...]) -> tuple[bool, ...]:
+    """Which groups hold only 0/1 in every x and y frame (those get the popcount kernel).
+
+    Groups of under 4 dims gain little and are not checked; the check stops at the first
+    non-binary value, so continuous groups cost next to nothing.
+    """
+    xf = x.reshape(-1, x.shape[-1])
+    return tuple(4 <= b - a <= MAX_BINARY_DIMS and is_binary(frames, a, b) and is_binary(xf, a, b)
+                 for a, b in bounds)
 
 
 def _pack_sequences(y: Any, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -203,7 +216,7 @@ def grouped_dtw(x: ArrayLike, y: Any, pairs: ArrayLike | None = None, *,
     px = np.ascontiguousarray(pair_arr[order, 0])
     py = np.ascontiguousarray(pair_arr[order, 1])
     sorted_out = np.empty_like(out)
-    run = _runner(bounds)
+    run = _runner(bounds, _binary_groups(xn, frames, bounds))
     # Tasks are ranges of 16-pair chunks; threads share the arrays (the kernel drops the GIL).
     parallel_ranges(
         lambda c0, c1: run(xn, frames, starts, lengths, px, py, c0, c1, sorted_out),

@@ -9,7 +9,8 @@ import pytest
 import torch
 from tslearn.metrics import dtw as tslearn_dtw
 
-from metrics.dtw import dtw, grouped_dtw
+from metrics._dtw_kernel import MAX_BINARY_DIMS, make_chunk_runner
+from metrics.dtw import _binary_groups, dtw, grouped_dtw
 from react_data.schema import ATTR_GROUPS
 
 from .conftest import reactions
@@ -98,6 +99,46 @@ def test_other_groupings_compile_their_own_kernel(rng):
     bounds = [(0, 1), (1, 4)]
     np.testing.assert_allclose(grouped_dtw(x, ys, pairs, groups=bounds),
                                _tslearn_grouped(x, ys, pairs, bounds), rtol=1e-5)
+
+
+def _kernel_distances(x, ys, pairs, bounds, binary):
+    """grouped_dtw's numba path with the binary flags forced (one thread, unsorted pairs)."""
+    frames = np.ascontiguousarray(np.concatenate(ys))
+    lengths = np.array([len(y) for y in ys], np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    out = np.empty((len(pairs), len(bounds)))
+    make_chunk_runner(tuple(bounds), binary)(
+        np.ascontiguousarray(x), frames, starts, lengths, np.ascontiguousarray(pairs[:, 0]),
+        np.ascontiguousarray(pairs[:, 1]), 0, -(-len(pairs) // 16), out)
+    return out
+
+
+def test_binary_au_groups_use_the_popcount_kernel_with_identical_distances(rng):
+    x, ys, pairs = _random_case(rng)  # AUs in {0, 1}: the AU group is bit-packed
+    assert _binary_groups(x, np.concatenate(ys), tuple(SCHEMA_BOUNDS)) == (True, False, False)
+    packed = _kernel_distances(x, ys, pairs, SCHEMA_BOUNDS, (True, False, False))
+    floats = _kernel_distances(x, ys, pairs, SCHEMA_BOUNDS, ())
+    np.testing.assert_array_equal(packed, floats)  # integer costs: the same float32 sums
+    np.testing.assert_array_equal(grouped_dtw(x, ys, pairs), packed)
+    np.testing.assert_allclose(packed, _tslearn_grouped(x, ys, pairs), rtol=1e-5)
+    # one AU that is not 0/1, in any y frame, sends every pair back to the float kernel
+    ys[-1][7, 3] = 0.5
+    assert _binary_groups(x, np.concatenate(ys), tuple(SCHEMA_BOUNDS)) == (False,) * 3
+    np.testing.assert_allclose(grouped_dtw(x, ys, pairs), _tslearn_grouped(x, ys, pairs),
+                               rtol=1e-5)
+
+
+def test_a_full_width_binary_group_and_two_binary_groups(rng):
+    bounds = [(0, 2), (2, 2 + MAX_BINARY_DIMS), (2 + MAX_BINARY_DIMS, 40)]
+    x = (rng.random((3, 19, 40)) < 0.5).astype(np.float32)
+    ys = [(rng.random((t, 40)) < 0.5).astype(np.float32) for t in (4, 19, 33)]
+    x[..., :2] = rng.normal(size=(3, 19, 2))  # group 0 continuous
+    pairs = np.array([(i, r) for i in range(3) for r in range(3)])
+    assert _binary_groups(x, np.concatenate(ys), tuple(bounds)) == (False, True, True)
+    np.testing.assert_allclose(grouped_dtw(x, ys, pairs, groups=bounds),
+                               _tslearn_grouped(x, ys, pairs, bounds), rtol=1e-5)
+    with pytest.raises(ValueError, match="more than 31 dims"):
+        make_chunk_runner(((0, 2 + MAX_BINARY_DIMS),), (True,))
 
 
 def test_float32_rounding_of_inputs_like_the_challenge():

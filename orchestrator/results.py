@@ -1,13 +1,17 @@
 """What a search left behind, as plain data: its trials and the best one.
 
-Read back by ``orchestrator.tune_driver.load_search``; ranked here without Ray.
+Read back by ``orchestrator.tune_driver.load_search``; ranked here without Ray, and the
+Pareto front of a multi-objective search summarised for ``pareto.json`` and the console.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from orchestrator.multiobjective import proxy_check
 
 
 @dataclass
@@ -104,3 +108,52 @@ def pareto_trials(outcome: SearchOutcome) -> list[TrialRecord]:
 def finite(v: Any) -> bool:
     """A real, finite number (not a bool, None or NaN)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def pareto_summary(outcome: SearchOutcome) -> dict[str, Any]:
+    """The front of a multi-objective search, the budget each trial reached, the proxy check.
+
+    Returns:
+        {"objectives", "full_budget", "front": [{"trial_id", "epoch", "params", "metrics"
+        (every full-validation metric)}], "trials": [{"trial_id", "status", "budget",
+        "full_budget_reached"}], "proxy": {"probe", "full", "rho", "ok", "threshold", "trials"}}.
+    """
+    info = outcome.run_info
+    epochs = int(info["epochs"])
+    front = pareto_trials(outcome)
+    first = f"probe/{info['objectives'][0]['metric']}"
+    finished = [t.last for t in outcome.trials if t.completed(epochs)]
+    rho, ok = proxy_check(finished, first, full_metric(first), float(info["proxy_min_rho"]))
+    return {
+        "objectives": info["objectives"], "full_budget": epochs,
+        "front": [{"trial_id": t.trial_id, "epoch": int(t.last.get("epoch", 0)),
+                   "params": t.params,
+                   "metrics": {k[4:]: v for k, v in t.last.items() if k.startswith("val/")}}
+                  for t in front],
+        "trials": [{"trial_id": t.trial_id, "status": t.status,
+                    "budget": int(t.last.get("epoch", 0)),
+                    "full_budget_reached": t.completed(epochs)} for t in outcome.trials],
+        "proxy": {"probe": first, "full": full_metric(first),
+                  "rho": None if rho != rho else rho, "ok": ok,
+                  "threshold": float(info["proxy_min_rho"]), "trials": len(finished)},
+    }
+
+
+def format_front(summary: Mapping[str, Any]) -> str:
+    """The Pareto front as a text table (objectives first, then the other metrics)."""
+    from orchestrator.progress import format_table
+
+    objs = [o["metric"] for o in summary["objectives"]]
+    rest = sorted({k for p in summary["front"] for k in p["metrics"]} - set(objs))
+    rows = [[p["trial_id"], str(p["epoch"])]
+            + [f"{p['metrics'][m]:.4g}" if m in p["metrics"] else "-" for m in objs + rest]
+            for p in summary["front"]]
+    full = sum(t["full_budget_reached"] for t in summary["trials"])
+    pr = summary["proxy"]
+    rho = "n/a (too few trials)" if pr["rho"] is None else f"{pr['rho']:.3f}"
+    head = (f"Pareto front ({len(rows)} of {full} full-budget trials; "
+            f"{len(summary['trials']) - full} stopped early, told to Optuna as pruned):")
+    table = format_table(["trial", "epoch"] + [f"{m} ({o['mode']})" for m, o in
+                                               zip(objs, summary["objectives"], strict=True)]
+                         + rest, rows) if rows else "  (empty: no trial trained its full budget)"
+    return f"{head}\n{table}\nproxy check: Spearman rho({pr['probe']}, {pr['full']}) = {rho}"

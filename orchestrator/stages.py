@@ -148,7 +148,8 @@ def search(cfg: DictConfig, overrides: Sequence[str] = ()) -> Any:
     Returns:
         The ``tune_driver.SearchOutcome``.
     """
-    from orchestrator.tune_driver import check_search_config, run_search
+    from orchestrator.search_setup import check_search_config
+    from orchestrator.tune_driver import run_search
 
     c = _plain(cfg)
     check_search_config(c)  # a bad objective or sampler fails before Ray starts

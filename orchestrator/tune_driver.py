@@ -36,17 +36,16 @@ from ray import tune
 
 from orchestrator import config as config_mod
 from orchestrator import storage_io
-from orchestrator.multiobjective import Gate, Objective, parse_objectives, proxy_check
 from orchestrator.progress import ProgressPrinter
-from orchestrator.results import SearchOutcome, TrialRecord, full_metric, pareto_trials
+from orchestrator.results import SearchOutcome, TrialRecord, format_front, pareto_summary
 from orchestrator.runtime import trial_concurrency
+from orchestrator.search_setup import objectives, scheduler, searcher
 
 log = logging.getLogger(__name__)
 
 RUN_FILE = "reactune_run.json"
 JOURNAL_FILE = "optuna_journal.log"
 PARETO_FILE = "pareto.json"
-SAMPLERS = ("tpe", "random", "nsga2", "nsga3")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,166 +132,6 @@ def _study_storage(cfg: Mapping[str, Any], run_dir: str) -> Any:
     return optuna.storages.JournalStorage(JournalFileBackend(str(local)))
 
 
-def objectives(cfg: Mapping[str, Any]) -> list[Objective] | None:
-    """``search.objectives`` as validated `Objective` s on bare metric names, or None (one
-    objective: ``search.metric``). ``FRDist``, ``probe/FRDist`` and ``val/FRDist`` all mean the
-    metric FRDist: pruning reads its per-epoch probe value, the front its full-validation one."""
-    from metrics import METRICS
-
-    spec = cfg["search"].get("objectives")
-    if not spec:
-        return None
-    try:
-        objs = parse_objectives(spec)
-    except ValueError as e:
-        raise config_mod.ConfigError(f"{e}; see orchestrator/conf/search/mo.yaml") from None
-    out = []
-    probed = cfg["eval"].get("probe_metrics")
-    for o in objs:
-        name = o.metric.split("/", 1)[-1]
-        if name not in METRICS:
-            raise config_mod.ConfigError(
-                f"search.objectives: unknown metric {o.metric!r}; allowed: {', '.join(METRICS)}")
-        if probed and name not in probed:
-            raise config_mod.ConfigError(
-                f"search.objectives names {name} but eval.probe_metrics={list(probed)} does not "
-                f"score it every epoch; add it there or set eval.probe_metrics=null")
-        out.append(Objective(name, o.mode))
-    if len({o.metric for o in out}) != len(out):
-        raise config_mod.ConfigError(f"search.objectives names a metric twice: {spec}")
-    return out
-
-
-def check_search_config(cfg: Mapping[str, Any]) -> None:
-    """Validate ``search.objectives`` and ``search.sampler`` (cheap; before Ray starts).
-
-    Raises:
-        ConfigError: naming the key, what is allowed and the file to look in.
-    """
-    objectives(cfg)
-    _sampler(cfg)
-
-
-def _sampler(cfg: Mapping[str, Any]) -> Any:
-    import optuna
-
-    s = cfg["search"]
-    seed, startup = int(s["seed"]), int(s["n_startup_trials"])
-    if s["sampler"] == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
-    if s["sampler"] == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if s["sampler"] == "nsga2":  # a generation = n_startup_trials trials
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, startup))
-    if s["sampler"] == "nsga3":
-        return optuna.samplers.NSGAIIISampler(seed=seed, population_size=max(2, startup))
-    raise config_mod.ConfigError(f"search.sampler must be one of {', '.join(SAMPLERS)}, got "
-                                 f"{s['sampler']!r}; see orchestrator/conf/search/")
-
-
-def _searcher(cfg: Mapping[str, Any], name: str, storage: Any, concurrency: int) -> Any:
-    from ray.tune.search import ConcurrencyLimiter
-
-    import search_spaces
-    from orchestrator.tune_mo import FidelityAwareOptunaSearch
-
-    s = cfg["search"]
-    space = search_spaces.get(cfg["baseline"]["name"], task=cfg["task"]["name"],
-                              size=cfg["size"]["name"])
-    objs = objectives(cfg)
-    if objs is None:
-        metric, mode, final = s["metric"], s["mode"], {}
-    else:
-        metric = [f"probe/{o.metric}" for o in objs]
-        mode = [o.mode for o in objs]
-        final = {m: full_metric(m) for m in metric}
-    searcher = FidelityAwareOptunaSearch(
-        space=space, metric=metric, mode=mode, sampler=_sampler(cfg), study_name=name,
-        storage=storage, budget_key="epoch",
-        full_budget=int(cfg["baseline"]["trainer"]["epochs"]), final_metrics=final)
-    return ConcurrencyLimiter(searcher, max_concurrent=concurrency)
-
-
-_GATE_REFERENCES = {"mime": "Mime", "random": "Random", "meanfr": "MeanFr"}
-
-
-def _gate(cfg: Mapping[str, Any]) -> Gate | None:
-    """``search.gate`` ({metric, max|min: a number or a reference}) on the probe metric.
-
-    A reference (``random``, ``mime``, ``meanfr``) is that naive reference's value on the same
-    probe: ``max: random`` stops any trial no better than noise, ``max: mime`` (stricter) any
-    trial no better than copying the speaker.
-    """
-    from metrics import METRICS
-
-    spec = cfg["search"].get("gate")
-    if not spec:
-        return None
-    if not isinstance(spec, Mapping) or "metric" not in spec or not (set(spec) - {"metric"}) or (
-            set(spec) - {"metric", "max", "min"}):
-        raise config_mod.ConfigError(
-            f"search.gate must be {{metric: FRDist, max: random}} (max and/or min: a number or "
-            f"one of {', '.join(_GATE_REFERENCES)}), got {spec!r}")
-    name = str(spec["metric"]).split("/", 1)[-1]
-    if name not in METRICS:
-        raise config_mod.ConfigError(f"search.gate: unknown metric {spec['metric']!r}; "
-                                     f"allowed: {', '.join(METRICS)}")
-    bounds: dict[str, float | None] = {}
-    refs = None
-    for side in ("max", "min"):
-        v = spec.get(side)
-        if isinstance(v, str) and v.lower() in _GATE_REFERENCES:
-            ref = _GATE_REFERENCES[v.lower()]
-            refs = refs or references_on_probe(cfg)
-            v = refs[ref][name]
-            print(f"  gate: probe/{name} {'<=' if side == 'max' else '>='} {v:.4g} "
-                  f"(the {ref} reference on the probe)", flush=True)
-        elif v is not None:
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                raise config_mod.ConfigError(
-                    f"search.gate.{side} must be a number or one of "
-                    f"{', '.join(_GATE_REFERENCES)}, got {v!r}") from None
-        bounds[side] = v
-    return Gate(f"probe/{name}", max=bounds["max"], min=bounds["min"])
-
-
-def references_on_probe(cfg: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """The naive references (GT, Random, Mime, MeanFr) scored on the trials' probe."""
-    from orchestrator.leaderboard import reference_rows
-    from orchestrator.trainable import probe_set
-
-    return reference_rows(cfg, probe_set(cfg))
-
-
-def _scheduler(cfg: Mapping[str, Any]) -> Any:
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    sc, epochs = cfg["scheduler"], int(cfg["baseline"]["trainer"]["epochs"])
-    if sc["name"] == "fifo":
-        return FIFOScheduler()
-    if sc["name"] != "asha":
-        raise config_mod.ConfigError(f"scheduler.name must be asha or fifo, got {sc['name']!r}; "
-                                     f"see orchestrator/conf/scheduler/")
-    grace, rf = min(int(sc["grace_period"]), epochs), float(sc["reduction_factor"])
-    objs = objectives(cfg)
-    if objs is not None:
-        from orchestrator.multiobjective import MOASHARule
-        from orchestrator.tune_mo import MOASHAScheduler
-
-        s = cfg["search"]
-        rule = MOASHARule([Objective(f"probe/{o.metric}", o.mode) for o in objs], max_t=epochs,
-                          grace_period=grace, reduction_factor=rf, gate=_gate(cfg))
-        first = f"probe/{objs[0].metric}"
-        return MOASHAScheduler(rule, proxy=(first, full_metric(first)),
-                               proxy_threshold=float(s["proxy_min_rho"]),
-                               proxy_min_trials=int(s["proxy_min_trials"]))
-    return ASHAScheduler(time_attr="epoch", metric=cfg["search"]["metric"],
-                         mode=cfg["search"]["mode"], max_t=epochs, grace_period=grace,
-                         reduction_factor=rf)
-
-
 def _run_config(cfg: Mapping[str, Any], name: str, storage_path: str) -> Any:
     from ray.tune.logger import TBXLoggerCallback
 
@@ -354,8 +193,8 @@ def run_search(cfg: DictConfig, overrides: Sequence[str] = ()) -> SearchOutcome:
     tuner = tune.Tuner(
         _with_resources(base),
         tune_config=tune.TuneConfig(
-            search_alg=_searcher(plain, name, storage, concurrency),
-            scheduler=_scheduler(plain),
+            search_alg=searcher(plain, name, storage, concurrency),
+            scheduler=scheduler(plain),
             num_samples=int(plain["search"]["num_samples"]),
             reuse_actors=bool(plain["search"]["reuse_actors"]),
             trial_dirname_creator=_trial_dirname),
@@ -399,55 +238,6 @@ def finish_search(run: str, *, endpoint_url: str | None = None) -> SearchOutcome
                               json.dumps(summary, indent=1), endpoint_url)
         print(format_front(summary), flush=True)
     return outcome
-
-
-def pareto_summary(outcome: SearchOutcome) -> dict[str, Any]:
-    """The front of a multi-objective search, the budget each trial reached, the proxy check.
-
-    Returns:
-        {"objectives", "full_budget", "front": [{"trial_id", "epoch", "params", "metrics"
-        (every full-validation metric)}], "trials": [{"trial_id", "status", "budget",
-        "full_budget_reached"}], "proxy": {"probe", "full", "rho", "ok", "threshold", "trials"}}.
-    """
-    info = outcome.run_info
-    epochs = int(info["epochs"])
-    front = pareto_trials(outcome)
-    first = f"probe/{info['objectives'][0]['metric']}"
-    finished = [t.last for t in outcome.trials if t.completed(epochs)]
-    rho, ok = proxy_check(finished, first, full_metric(first), float(info["proxy_min_rho"]))
-    return {
-        "objectives": info["objectives"], "full_budget": epochs,
-        "front": [{"trial_id": t.trial_id, "epoch": int(t.last.get("epoch", 0)),
-                   "params": t.params,
-                   "metrics": {k[4:]: v for k, v in t.last.items() if k.startswith("val/")}}
-                  for t in front],
-        "trials": [{"trial_id": t.trial_id, "status": t.status,
-                    "budget": int(t.last.get("epoch", 0)),
-                    "full_budget_reached": t.completed(epochs)} for t in outcome.trials],
-        "proxy": {"probe": first, "full": full_metric(first),
-                  "rho": None if rho != rho else rho, "ok": ok,
-                  "threshold": float(info["proxy_min_rho"]), "trials": len(finished)},
-    }
-
-
-def format_front(summary: Mapping[str, Any]) -> str:
-    """The Pareto front as a text table (objectives first, then the other metrics)."""
-    from orchestrator.progress import format_table
-
-    objs = [o["metric"] for o in summary["objectives"]]
-    rest = sorted({k for p in summary["front"] for k in p["metrics"]} - set(objs))
-    rows = [[p["trial_id"], str(p["epoch"])]
-            + [f"{p['metrics'][m]:.4g}" if m in p["metrics"] else "-" for m in objs + rest]
-            for p in summary["front"]]
-    full = sum(t["full_budget_reached"] for t in summary["trials"])
-    pr = summary["proxy"]
-    rho = "n/a (too few trials)" if pr["rho"] is None else f"{pr['rho']:.3f}"
-    head = (f"Pareto front ({len(rows)} of {full} full-budget trials; "
-            f"{len(summary['trials']) - full} stopped early, told to Optuna as pruned):")
-    table = format_table(["trial", "epoch"] + [f"{m} ({o['mode']})" for m, o in
-                                               zip(objs, summary["objectives"], strict=True)]
-                         + rest, rows) if rows else "  (empty: no trial trained its full budget)"
-    return f"{head}\n{table}\nproxy check: Spearman rho({pr['probe']}, {pr['full']}) = {rho}"
 
 
 def _print_monitoring(cfg: Mapping[str, Any], run_dir: str) -> None:

@@ -86,7 +86,7 @@ def test_multi_objective_search_front_study_and_bundle_per_pareto_point(
 def test_mime_gate_stops_every_trial_worse_than_mime_at_its_first_rung(
         ray_session, smoke_data: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from orchestrator import config as config_mod
-    from orchestrator.tune_driver import references_on_probe
+    from orchestrator.search_setup import references_on_probe
 
     ov = overrides(tmp_path, smoke_data, "stage=search", "search=mo", "search.name=gated",
                    "search.gate.max=mime", "search.num_samples=3", "baseline=regnn",

@@ -18,7 +18,7 @@ def _plain(*ov: str) -> dict:
 
 
 def test_objectives_from_config_are_validated_with_the_fix_named() -> None:
-    from orchestrator.tune_driver import objectives
+    from orchestrator.search_setup import objectives
 
     assert objectives(_plain()) is None
     objs = objectives(_plain("search=mo"))
@@ -41,26 +41,26 @@ def test_objectives_from_config_are_validated_with_the_fix_named() -> None:
 def test_samplers_and_gate_spec() -> None:
     import optuna
 
-    from orchestrator.tune_driver import _gate, _sampler, check_search_config
+    from orchestrator.search_setup import check_search_config, gate, sampler
 
-    assert isinstance(_sampler(_plain("search.sampler=nsga2")), optuna.samplers.NSGAIISampler)
-    assert isinstance(_sampler(_plain("search.sampler=nsga3")), optuna.samplers.NSGAIIISampler)
+    assert isinstance(sampler(_plain("search.sampler=nsga2")), optuna.samplers.NSGAIISampler)
+    assert isinstance(sampler(_plain("search.sampler=nsga3")), optuna.samplers.NSGAIIISampler)
     with pytest.raises(config_mod.ConfigError, match="nsga2"):
-        _sampler(_plain("search.sampler=cmaes"))
+        sampler(_plain("search.sampler=cmaes"))
     with pytest.raises(config_mod.ConfigError, match="nsga2"):
         check_search_config(_plain("search.sampler=cmaes"))  # what stage=search runs first
     check_search_config(_plain("search=mo", "search.sampler=nsga2"))
-    gate = _gate(_plain("search=mo", "search.gate={metric:FRDist,max:80}"))
-    assert gate.metric == "probe/FRDist" and gate.max == 80.0 and gate.min is None
-    gate = _gate(_plain("search.gate={metric:val/FRCorr,min:0.5}"))
-    assert gate.metric == "probe/FRCorr" and gate.min == 0.5 and gate.max is None
-    assert _gate(_plain("search=mo", "search.gate=null")) is None
+    g = gate(_plain("search=mo", "search.gate={metric:FRDist,max:80}"))
+    assert g.metric == "probe/FRDist" and g.max == 80.0 and g.min is None
+    g = gate(_plain("search.gate={metric:val/FRCorr,min:0.5}"))
+    assert g.metric == "probe/FRCorr" and g.min == 0.5 and g.max is None
+    assert gate(_plain("search=mo", "search.gate=null")) is None
     with pytest.raises(config_mod.ConfigError, match="search.gate must be"):
-        _gate(_plain("search.gate={metric:FRDist}"))
+        gate(_plain("search.gate={metric:FRDist}"))
     with pytest.raises(config_mod.ConfigError, match="a number or one of mime, random"):
-        _gate(_plain("search.gate={metric:FRDist,max:lots}"))
+        gate(_plain("search.gate={metric:FRDist,max:lots}"))
     with pytest.raises(config_mod.ConfigError, match="unknown metric"):
-        _gate(_plain("search.gate={metric:FRFoo,max:1}"))
+        gate(_plain("search.gate={metric:FRFoo,max:1}"))
 
 
 def test_full_budget_trials_are_told_their_full_validation_values() -> None:

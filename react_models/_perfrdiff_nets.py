@@ -80,16 +80,19 @@ def _delta(x: torch.Tensor, edit: LowRankEdit, rows: slice = slice(None)) -> tor
 
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_pad: torch.Tensor | None,
-            heads: int, dropout_p: float) -> torch.Tensor:
+            heads: int, dropout_p: float, bias: torch.Tensor | None = None) -> torch.Tensor:
     """Multi-head attention on projected inputs: (N, L, d), (N, S, d) x2 -> (N, L, d).
 
     ``key_pad`` (N, S) is True on keys to ignore; every row must keep at least one key.
+    ``bias`` (h, L, S): added to the attention logits.
     """
     n, length, d = q.shape
     q = q.view(n, length, heads, d // heads).transpose(1, 2)  # (N, h, L, dh)
     k = k.view(n, k.shape[1], heads, d // heads).transpose(1, 2)  # (N, h, S, dh)
     v = v.view(n, v.shape[1], heads, d // heads).transpose(1, 2)
     mask = None if key_pad is None else ~key_pad[:, None, None, :]  # True = attend
+    if bias is not None:
+        mask = bias[None] if mask is None else bias[None].masked_fill(~mask, float("-inf"))
     o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
     return o.transpose(1, 2).reshape(n, length, d)
 
@@ -125,9 +128,10 @@ class DecoderLayer(nn.Module):
         return kv if edit is None else kv + _delta(mem, edit, slice(d, 3 * d))
 
     def forward(self, x: torch.Tensor, kv: torch.Tensor, x_pad: torch.Tensor,
-                mem_pad: torch.Tensor, edit: LowRankEdit | None = None) -> torch.Tensor:
+                mem_pad: torch.Tensor, edit: LowRankEdit | None = None,
+                cross_bias: torch.Tensor | None = None) -> torch.Tensor:
         """(N, L, d) queries, (N, M, 2d) memory keys/values (:meth:`memory_kv`), (N, L)/(N, M)
-        padding -> (N, L, d)."""
+        padding, optional (h, L, M) cross-attention logit bias -> (N, L, d)."""
         p = self.p if self.training else 0.0
         q, k, v = self.self_in(x).chunk(3, -1)
         x = self.norms[0](x + self.drop(self.self_out(_attend(q, k, v, x_pad, self.heads, p))))
@@ -136,7 +140,8 @@ class DecoderLayer(nn.Module):
         if edit is not None:
             q = q + _delta(x, edit, slice(0, d))
         k, v = kv.chunk(2, -1)
-        x = self.norms[1](x + self.drop(self.cross_out(_attend(q, k, v, mem_pad, self.heads, p))))
+        x = self.norms[1](x + self.drop(self.cross_out(_attend(q, k, v, mem_pad, self.heads, p,
+                                                                  cross_bias))))
         return self.norms[2](x + self.drop(self.ff(x)))
 
 
@@ -152,9 +157,14 @@ class Denoiser(nn.Module):
     """x_t (N, L, 83) + timestep + condition memory -> predicted x0 (N, L, 83)."""
 
     def __init__(self, *, d: int, layers: int, heads: int, ff: int, dropout: float, max_len: int,
-                 time_dim: int, audio_dim: int, person_dim: int | None) -> None:
+                 time_dim: int, audio_dim: int, person_dim: int | None,
+                 distance_bias: bool = False) -> None:
         super().__init__()
-        self.time_dim = time_dim
+        self.time_dim, self.heads = time_dim, heads
+        # ALiBi-style slopes 2^(-8 (h+1) / H): head h's logit falls by slope_h per frame of
+        # distance between a listener frame and a speaker frame (None: no bias, the spec).
+        self.slopes = (2.0 ** (-8.0 * torch.arange(1, heads + 1) / heads)).tolist() \
+            if distance_bias else None
         self.in_proj = nn.Linear(FRAME_DIM, d)
         # Learned PEs, both initialised with the same sinusoidal table: query frame i and memory
         # frame j start aligned (their dot products peak near i == j) and at the scale of the
@@ -176,7 +186,8 @@ class Denoiser(nn.Module):
     def condition(self, attr: torch.Tensor, coef: torch.Tensor | None,
                   audio: torch.Tensor | None, pad: torch.Tensor, positions: torch.Tensor,
                   keep: torch.Tensor | None = None,
-                  person: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  person: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Speaker (and person) memory tokens, without the timestep token.
 
         Args:
@@ -187,10 +198,11 @@ class Denoiser(nn.Module):
             person: (N, P) person embedding (personalised models) or None.
 
         Returns:
-            memory (N, M, d) and its padding mask (N, M).
+            memory (N, M, d), its padding mask (N, M) and each token's frame position (M,)
+            (-1 for the person token).
         """
         pe = self.memory_pe[positions]  # (S, d)
-        toks, pads = [], []
+        toks, pads, frames = [], [], []
         for j, (x, proj, seg) in enumerate(((audio, self.audio, SEG_AUDIO),
                                             (coef, self.coef, SEG_COEF),
                                             (attr, self.attr, SEG_ATTR))):
@@ -201,10 +213,21 @@ class Denoiser(nn.Module):
                 h = h * keep[:, j, None, None]  # dropped condition: zeroed tokens
             toks.append(h + pe + self.segment[seg])
             pads.append(pad)
+            frames.append(positions)
         if person is not None and self.person is not None:
             toks.append((self.person(person) + self.segment[SEG_PERSON])[:, None])
             pads.append(torch.zeros_like(pad[:, :1]))
-        return torch.cat(toks, 1), torch.cat(pads, 1)
+            frames.append(positions.new_full((1,), -1))
+        return torch.cat(toks, 1), torch.cat(pads, 1), torch.cat(frames)
+
+    def distance_bias(self, positions: torch.Tensor, memory_frames: torch.Tensor) -> torch.Tensor:
+        """(h, L, 1 + M) cross-attention logit bias: ``-slope_h * |i - j|`` between listener
+        frame i and a speaker token of frame j; 0 for the timestep and person tokens."""
+        frames = torch.cat([memory_frames.new_full((1,), -1), memory_frames]).to(torch.float32)
+        dist = (positions.to(torch.float32)[:, None] - frames[None]).abs()  # (L, 1 + M)
+        dist = dist.masked_fill(frames[None] < 0, 0.0)
+        slopes = torch.tensor(self.slopes, device=dist.device)[:, None, None]
+        return -slopes * dist[None]
 
     def memory_cache(self, memory: torch.Tensor,
                      edits: dict[str, LowRankEdit] | None = None) -> list[torch.Tensor]:
@@ -217,7 +240,8 @@ class Denoiser(nn.Module):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, memory: torch.Tensor | None,
                 memory_pad: torch.Tensor, positions: torch.Tensor, pad: torch.Tensor,
                 edits: dict[str, LowRankEdit] | None = None,
-                cache: list[torch.Tensor] | None = None) -> torch.Tensor:
+                cache: list[torch.Tensor] | None = None,
+                memory_frames: torch.Tensor | None = None) -> torch.Tensor:
         """Predict x0.
 
         Args:
@@ -227,6 +251,8 @@ class Denoiser(nn.Module):
             positions: (L,) query frame positions; pad: (N, L) True on padded queries.
             edits: per-sample low-rank edits keyed "layer<i>" / "head".
             cache: :meth:`memory_cache` of ``memory`` with the same edits.
+            memory_frames: (M,) frame positions of the memory tokens (:meth:`condition`); used
+                by the distance bias.
 
         Returns:
             (N, L, 83) x0 prediction.
@@ -239,10 +265,12 @@ class Denoiser(nn.Module):
         mem_pad = safe_key_pad(torch.cat([torch.zeros_like(memory_pad[:, :1]), memory_pad], 1))
         pad = safe_key_pad(pad)
         h = self.in_proj(x_t) + self.query_pe[positions]  # (N, L, d)
+        bias = None if self.slopes is None or memory_frames is None else \
+            self.distance_bias(positions, memory_frames)
         for i, layer in enumerate(self.layers):
             edit = edits.get(f"layer{i}")
             kv = torch.cat([layer.memory_kv(tok, edit), cache[i]], 1)  # (N, 1 + M, 2d)
-            h = layer(h, kv, pad, mem_pad, edit)
+            h = layer(h, kv, pad, mem_pad, edit, bias)
         h = self.norm(h)
         out = self.head(h)
         if "head" in edits:

@@ -45,6 +45,8 @@ def define_space(trial: Any, *, task: str = "offline", size: str = "full") -> di
         m + "cond_drop_3dmm": trial.suggest_float(m + "cond_drop_3dmm", 0.0, 0.5),
         m + "w_va": trial.suggest_float(m + "w_va", 1.0, 10.0),
         m + "w_em": trial.suggest_float(m + "w_em", 1.0, 10.0),
+        # ours (off in the spec): a frame-distance prior on the cross-attention
+        m + "distance_bias": trial.suggest_categorical(m + "distance_bias", (False, True)),
     }
     if p[m + "sampler"] == "ddim":
         p[m + "ddim_eta"] = trial.suggest_float(m + "ddim_eta", 0.0, 1.0)

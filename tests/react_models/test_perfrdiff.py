@@ -98,6 +98,31 @@ def test_temporal_loss_penalises_velocity_errors_only_when_weighted() -> None:
     assert float(se["temporal"]) == 0.0 and float(se["va"]) > 0
 
 
+def test_distance_bias_favours_nearby_speaker_frames_per_head() -> None:
+    assert tiny().denoiser.slopes is None  # the spec's denoiser: no bias
+    den = tiny(distance_bias=True, num_heads=2).denoiser
+    assert den.slopes == [2.0 ** -4, 2.0 ** -8]
+    frames = torch.tensor([0, 1, 2, 0, 1, 2, -1])  # two 3-frame segments and a person token
+    bias = den.distance_bias(torch.tensor([1, 2]), frames)
+    assert bias.shape == (2, 2, 8)  # (heads, queries, timestep token + memory)
+    assert bias[:, :, 0].eq(0).all() and bias[:, :, -1].eq(0).all()
+    torch.testing.assert_close(bias[0, 0, 1:4], -(2.0 ** -4) * torch.tensor([1.0, 0.0, 1.0]))
+    torch.testing.assert_close(bias[1, 1, 4:7], -(2.0 ** -8) * torch.tensor([2.0, 1.0, 0.0]))
+
+
+@pytest.mark.parametrize("online", [False, True])
+def test_distance_bias_changes_the_prediction_and_trains(online: bool) -> None:
+    b = random_batch(2, 20, context_frames=4 if online else 0)
+    plain, biased = tiny(online=online).eval(), tiny(online=online, distance_bias=True).eval()
+    biased.load_state_dict(plain.state_dict())  # same weights: only the bias differs
+    s0 = plain.sample(b, 2, generator=seeded())
+    s1 = biased.sample(b, 2, generator=seeded())
+    assert not torch.equal(s0.coef, s1.coef)
+    biased.train()
+    biased(b)["total"].backward()
+    assert all(p.grad is not None for p in biased.denoiser.parameters() if p.requires_grad)
+
+
 def test_context_frames_are_not_targets() -> None:
     b = random_batch(2, 16, context_frames=16)
     assert float(tiny(online=True)(b)["total"].detach()) == 0.0
@@ -218,8 +243,9 @@ def test_listener_index_outside_the_person_table_is_rejected() -> None:
         m(dataclasses.replace(b, listener_idx=torch.tensor([0, 3])))
 
 
-def test_online_sample_equals_step_driven_generation() -> None:
-    m = tiny(online=True, personalised=True)
+@pytest.mark.parametrize("distance_bias", [False, True])
+def test_online_sample_equals_step_driven_generation(distance_bias: bool) -> None:
+    m = tiny(online=True, personalised=True, distance_bias=distance_bias)
     randomise_modifier(m)
     b = random_batch(2, 21)  # 8 + 8 + 5: the last chunk is shorter than the window
     s = m.sample(b, 2, generator=seeded(4))
@@ -232,8 +258,9 @@ def test_online_sample_equals_step_driven_generation() -> None:
     torch.testing.assert_close(s.coef, torch.cat([c for _, c in outs], 2))
 
 
-def test_online_outputs_never_depend_on_later_speaker_frames() -> None:
-    m, b = tiny(online=True), random_batch(2, 32)
+@pytest.mark.parametrize("distance_bias", [False, True])
+def test_online_outputs_never_depend_on_later_speaker_frames(distance_bias: bool) -> None:
+    m, b = tiny(online=True, distance_bias=distance_bias), random_batch(2, 32)
     ref = m.sample(b, 2, generator=seeded(2))
     cut = 16  # end of chunk 1
     late = dataclasses.replace(

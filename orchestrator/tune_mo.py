@@ -52,8 +52,35 @@ class FidelityAwareOptunaSearch(OptunaSearch):
         self.final_metrics = dict(final_metrics or {})
         self.pruned_trials: set[str] = set()
 
+    def _told_already(self, trial_id: str) -> bool:
+        """True when the study holds this trial as finished but this searcher does not know it.
+
+        That happens after a driver dies between telling Optuna (the journal is written at
+        once) and Tune's next experiment-state snapshot: the resumed run restores the searcher
+        from the older snapshot and restarts the trial from its last checkpoint, which reports
+        its final result again. Reporting or telling it twice would fail the search
+        (``UpdateFinishedTrialError``); the first telling stands.
+        """
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return False
+        ot_trial = self._ot_trials[trial_id]
+        # Trial._trial_id: the storage key (Optuna exposes only the per-study ``number``)
+        if not self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished():
+            return False
+        self._completed_trials.add(trial_id)
+        log.info("trial %s (Optuna trial %d) was told before the driver restarted; its "
+                 "repeated results are not told again", trial_id, ot_trial.number)
+        return True
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if self._told_already(trial_id):
+            return None
+        return super().on_trial_result(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
+        if self._told_already(trial_id):
+            return None
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return super().on_trial_complete(trial_id, result, error)
         ot_trial = self._ot_trials[trial_id]

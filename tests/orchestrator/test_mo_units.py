@@ -82,6 +82,33 @@ def test_full_budget_trials_are_told_their_full_validation_values() -> None:
     assert b.state == optuna.trial.TrialState.PRUNED and b.user_attrs["budget"] == 2.0
 
 
+@pytest.mark.parametrize("metric,mode", [("probe/FRDist", "min"),
+                                         (["probe/FRDist", "probe/FRDiv"], ["min", "max"])])
+def test_a_trial_told_before_a_driver_crash_is_not_told_again(metric, mode) -> None:
+    # the resumed searcher comes from a snapshot older than the journal: it still thinks "a"
+    # runs, and the restarted trial reports its final result again
+    import copy
+
+    import optuna
+
+    from orchestrator.tune_mo import FidelityAwareOptunaSearch
+
+    search = FidelityAwareOptunaSearch(
+        space=lambda t: {"lr": t.suggest_float("lr", 1e-4, 1e-2)}, metric=metric, mode=mode,
+        seed=0, full_budget=2)
+    search.suggest("a")
+    snapshot = (copy.copy(search._completed_trials), dict(search._ot_trials))
+    final = {"epoch": 2, "training_iteration": 2, "probe/FRDist": 5.0, "probe/FRDiv": 0.5}
+    search.on_trial_result("a", final)
+    search.on_trial_complete("a", final)
+    search._completed_trials, search._ot_trials = snapshot  # restored from the older snapshot
+    search.on_trial_result("a", {**final, "probe/FRDist": 9.0})  # no UpdateFinishedTrialError
+    search.on_trial_complete("a", {**final, "probe/FRDist": 9.0})
+    (a,) = search._ot_study.get_trials(deepcopy=False)
+    assert a.state == optuna.trial.TrialState.COMPLETE and a.values[0] == 5.0  # the first telling
+    assert "a" in search._completed_trials
+
+
 def test_proxy_check_switches_mo_asha_off_when_the_probe_misranks() -> None:
     from ray.tune.schedulers import TrialScheduler
 

@@ -92,7 +92,8 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_pad: torch.Te
     v = v.view(n, v.shape[1], heads, d // heads).transpose(1, 2)
     mask = None if key_pad is None else ~key_pad[:, None, None, :]  # True = attend
     if bias is not None:
-        mask = bias[None] if mask is None else bias[None].masked_fill(~mask, float("-inf"))
+        bias = bias[None].to(q.dtype)
+        mask = bias if mask is None else bias.masked_fill(~mask, float("-inf"))
     o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
     return o.transpose(1, 2).reshape(n, length, d)
 
@@ -160,8 +161,8 @@ class Denoiser(nn.Module):
                  time_dim: int, audio_dim: int, person_dim: int | None,
                  distance_bias: bool = False) -> None:
         super().__init__()
-        self.time_dim, self.heads = time_dim, heads
-        # ALiBi-style slopes 2^(-8 (h+1) / H): head h's logit falls by slope_h per frame of
+        self.time_dim = time_dim
+        # ALiBi-style slopes 2^(-8 h / H), h = 1..H: head h's logit falls by slope_h per frame of
         # distance between a listener frame and a speaker frame (None: no bias, the spec).
         self.slopes = (2.0 ** (-8.0 * torch.arange(1, heads + 1) / heads)).tolist() \
             if distance_bias else None

@@ -135,8 +135,12 @@ class PerFRDiffConfig:
                f"noise_schedule must be one of {diffusion.SCHEDULES}, got {self.noise_schedule!r}")
         self.sampler_config()
         for f in ("w_au", "w_va", "w_em", "w_coef", "temporal_loss_w"):
-            _check(getattr(self, f) >= 0, f"PerFRDiffConfig.{f} is a loss weight and must be "
-                   f">= 0, got {getattr(self, f)}")
+            v = getattr(self, f)
+            _check(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
+                   f"PerFRDiffConfig.{f} is a loss weight and must be a number >= 0, got {v!r}")
+        for f in ("online", "personalised", "edit_head", "distance_bias"):
+            _check(isinstance(getattr(self, f), bool),
+                   f"PerFRDiffConfig.{f} must be true or false, got {getattr(self, f)!r}")
         for f in ("dropout", "cond_drop_audio", "cond_drop_3dmm", "cond_drop_emotion"):
             _check(0.0 <= getattr(self, f) <= 1.0,
                    f"PerFRDiffConfig.{f} must lie in [0, 1], got {getattr(self, f)}")

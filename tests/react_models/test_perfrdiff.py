@@ -305,6 +305,10 @@ def test_config_validation_names_the_field_and_the_fix() -> None:
         PerFRDiffConfig(sampler="plms")
     with pytest.raises(ValueError, match="temporal_loss_w is a loss weight"):
         PerFRDiffConfig(temporal_loss_w=-1.0)
+    with pytest.raises(ValueError, match="temporal_loss_w is a loss weight"):
+        PerFRDiffConfig(temporal_loss_w="0.5")
+    with pytest.raises(ValueError, match="distance_bias must be true or false, got 'yes'"):
+        PerFRDiffConfig(distance_bias="yes")
     assert PerFRDiffConfig(edited_layers=[1, 2]).edited_layers == (1, 2)  # from YAML lists
     with pytest.raises(ValueError, match="audio_dim"):
         tiny()(dataclasses.replace(random_batch(1, 8), speaker_audio=torch.zeros(1, 8, 5)))

@@ -12,12 +12,15 @@ Layout of one chunk of ``LANES`` pairs (float32, C order, lane index last):
     row (G, BLOCK, LANES)        accumulated cost of the previous x frame over the block
 
 The (Tx, Ty) cost plane is swept in column blocks of ``BLOCK`` y frames: for each block and
-each feature group, every x frame i updates the ``BLOCK`` cells (i, j0..j0+BLOCK-1). The y
-frames of a block (BLOCK * D * LANES floats, 25 KiB) stay in L1 while the x frame's group dims
-stay in registers (one loop per group keeps the register set small enough not to spill), and
-the DP state is O(Tx + BLOCK) per pair. The local cost is the exact squared difference (not
-||a||^2 + ||b||^2 - 2ab, which cancels and makes DTW(x, x) non-zero), summed in float32 with a
-few independent accumulators per group (a shorter FMA dependency chain).
+each feature group, the x frames are taken ``ROWS`` at a time (then one at a time for an odd
+tail) and update the ``BLOCK`` cells (i, j0..j0+BLOCK-1) of each: one load of a y frame serves
+both x frames and the two rows' DP chains overlap. The y frames of a block (BLOCK * D * LANES
+floats, 25 KiB) stay in L1 while the x frames' group dims stay in registers (groups are split
+into loops small enough not to spill), and the DP state is O(Tx + BLOCK) per pair. The local
+cost is the exact squared difference (not ||a||^2 + ||b||^2 - 2ab, which cancels and makes
+DTW(x, x) non-zero), summed in float32 by one FMA chain; every other ``x - y`` is an
+``fma(y, -1, x)`` (the same correctly rounded result) so that the subtractions share the FMA
+units with the squares instead of queueing on the adders with the DP's min and add.
 
 Binary groups: when every value of a group is 0 or 1 in both sequences (AU occurrences, as
 models output and the challenge's GT holds them), the squared distance of two frames is the
@@ -41,24 +44,24 @@ from react_data.schema import ATTR_GROUPS
 
 LANES = 16  # one AVX-512 register of float32; LLVM splits it on narrower machines
 BLOCK = 16  # y frames per column block (unrolled)
-_ACCUMULATORS = 3  # independent partial sums per group
+ROWS = 2  # x frames per sweep iteration: each y load serves both, and two DP chains overlap
 
 SCHEMA_GROUPS: tuple[tuple[int, int], ...] = tuple((s.start, s.stop) for _, s, _ in ATTR_GROUPS)
 
 
 def loop_plan(groups: tuple[tuple[int, int], ...], max_registers: int = 12,
-              binary: tuple[bool, ...] = ()) -> list[list[int]]:
+              binary: tuple[bool, ...] = (), rows: int = 1) -> list[list[int]]:
     """Which groups share one sweep over the x frames.
 
     Groups in one loop give independent dependency chains (the DP's ``left`` chain is a
     latency chain: one group alone waits on it when its cost is cheap), but all their x dims
     must stay in registers: a greedy packing under ``max_registers`` vectors (a binary group's
-    bits fit in one).
+    bits fit in one; ``rows`` x frames at a time need ``rows`` times as many).
     """
     plan: list[list[int]] = []
     used = max_registers + 1
     for g, (a, b) in enumerate(groups):
-        need = 1 if g < len(binary) and binary[g] else b - a
+        need = rows * (1 if g < len(binary) and binary[g] else b - a)
         if plan and used + need <= max_registers:
             plan[-1].append(g)
             used += need
@@ -69,7 +72,7 @@ def loop_plan(groups: tuple[tuple[int, int], ...], max_registers: int = 12,
 
 
 def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
-                      block: int = BLOCK, binary: tuple[bool, ...] = ()):
+                      block: int = BLOCK, binary: tuple[bool, ...] = (), rows: int = ROWS):
     """Build the numba intrinsic that sweeps one column block for all x frames and groups.
 
     Called as ``kernel(xs, ys_block, col, row, tx)`` with 1-D float32 arrays in the layout of
@@ -79,7 +82,7 @@ def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
     """
     n_dim = groups[-1][1]
     binary = tuple(bool(b) for b in binary) + (False,) * (len(groups) - len(binary))
-    plan = loop_plan(groups, binary=binary)
+    plan = loop_plan(groups, binary=binary, rows=rows)
     f32 = ir.FloatType()
     vec = ir.VectorType(f32, lanes)
     ivec = ir.VectorType(ir.IntType(32), lanes)
@@ -102,6 +105,8 @@ def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
             def const(k):
                 return ir.Constant(i64, k)
 
+            neg_one = ir.Constant(vec, [ir.Constant(f32, -1.0)] * lanes)
+
             def vload(base, idx):
                 return builder.load(builder.bitcast(builder.gep(base, [idx]), vptr), align=4)
 
@@ -114,75 +119,97 @@ def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
             def vmin(a, b):
                 return builder.select(builder.fcmp_ordered("<", a, b), a, b)
 
-            def self_cost(g, jj):  # sum of squared differences, a few accumulators
-                dims = list(range(*groups[g]))
-                n_acc = min(_ACCUMULATORS, len(dims))
-                partial = []
-                for part in (dims[q::n_acc] for q in range(n_acc)):
-                    acc = None
-                    for d in part:
-                        y = vload(yp, const((jj * n_dim + d) * lanes))
+            def yload(loader, idx, cache):
+                if idx not in cache:
+                    cache[idx] = loader(yp, const(idx))
+                return cache[idx]
+
+            def self_cost(g, jj, xv, cache):
+                """Local cost of group g between the x frame ``xv`` and y frame jj."""
+                if binary[g]:
+                    a = groups[g][0]
+                    y = yload(iload, (jj * n_dim + a) * lanes, cache)
+                    return builder.uitofp(builder.call(ctpop, [builder.xor(xv[a], y)]), vec)
+                # Sum of squared differences: one FMA chain (off the DP's dependency chain).
+                acc = None
+                for d in range(*groups[g]):
+                    y = yload(vload, (jj * n_dim + d) * lanes, cache)
+                    if d % 2 == 0:  # x - y as fma(y, -1, x): the same rounding
+                        diff = builder.call(fma, [y, neg_one, xv[d]])
+                    else:  # (spreads the subtractions over the FMA and the add units)
                         diff = builder.fsub(xv[d], y)
-                        acc = (builder.fmul(diff, diff) if acc is None
-                               else builder.call(fma, [diff, diff, acc]))
-                    partial.append(acc)
-                cost = partial[0]
-                for extra in partial[1:]:
-                    cost = builder.fadd(cost, extra)
-                return cost
+                    acc = (builder.fmul(diff, diff) if acc is None
+                           else builder.call(fma, [diff, diff, acc]))
+                return acc
 
             col_stride = builder.mul(builder.add(n_rows, const(1)), const(lanes))
-            for loop_no, members in enumerate(plan):
+
+            def sweep(members, cg, rg, carry_in, i_in, n_tile, tag):
+                """Rows ``i_in, i_in + n_tile, ...`` while ``i + n_tile <= n_rows``, each
+                iteration ``n_tile`` x frames against the block (one y load serves them all).
+                Returns (i, carry) at exit, carry = D(i - 1, j0 - 1) per group."""
                 entry = builder.block
-                cg = {g: builder.gep(cp, [builder.mul(const(g), col_stride)]) for g in members}
-                rg = {g: builder.gep(rp, [const(g * block * lanes)]) for g in members}
-                # D(-1, j0 - 1), kept by the caller in col[g, 0].
-                diag0 = {g: vload(cg[g], const(0)) for g in members}
-                header = builder.append_basic_block(f"dtw{loop_no}.header")
-                body = builder.append_basic_block(f"dtw{loop_no}.body")
-                done = builder.append_basic_block(f"dtw{loop_no}.done")
+                header = builder.append_basic_block(f"{tag}.header")
+                body = builder.append_basic_block(f"{tag}.body")
+                done = builder.append_basic_block(f"{tag}.done")
                 builder.branch(header)
 
                 builder.position_at_end(header)
                 i = builder.phi(i64)
-                i.add_incoming(const(0), entry)
+                i.add_incoming(i_in, entry)
                 carry = {g: builder.phi(vec) for g in members}
                 for g in members:
-                    carry[g].add_incoming(diag0[g], entry)
-                builder.cbranch(builder.icmp_signed("<", i, n_rows), body, done)
+                    carry[g].add_incoming(carry_in[g], entry)
+                builder.cbranch(builder.icmp_signed("<=", builder.add(i, const(n_tile)), n_rows),
+                                body, done)
 
                 builder.position_at_end(body)
-                xbase = builder.mul(i, const(n_dim * lanes))
-                xv = {d: (iload if binary[g] else vload)(xp, builder.add(xbase, const(d * lanes)))
-                      for g in members for d in (range(*groups[g]) if not binary[g]
-                                                 else [groups[g][0]])}
-                cslot = builder.mul(builder.add(i, const(1)), const(lanes))
-                left = {g: vload(cg[g], cslot) for g in members}
-                next_carry = dict(left)  # D(i, j0 - 1) is the diagonal of row i + 1
-                diag = dict(carry)
+                xv_rows, left, diag, slots = [], [], [], []
+                for r in range(n_tile):
+                    ir_ = builder.add(i, const(r))
+                    xbase = builder.mul(ir_, const(n_dim * lanes))
+                    xv_rows.append({d: (iload if binary[g] else vload)(
+                        xp, builder.add(xbase, const(d * lanes)))
+                        for g in members for d in (range(*groups[g]) if not binary[g]
+                                                   else [groups[g][0]])})
+                    slot = builder.mul(builder.add(ir_, const(1)), const(lanes))
+                    slots.append(slot)
+                    left.append({g: vload(cg[g], slot) for g in members})
+                # D(i + r - 1, j0 - 1): the carry for r = 0, the column value above otherwise.
+                diag = [dict(carry)] + [dict(left[r - 1]) for r in range(1, n_tile)]
+                next_carry = dict(left[-1])
                 for jj in range(block):
+                    ycache = {}
                     for g in members:
-                        if binary[g]:
-                            a = groups[g][0]
-                            y = iload(yp, const((jj * n_dim + a) * lanes))
-                            cost = builder.uitofp(builder.call(ctpop, [builder.xor(xv[a], y)]),
-                                                  vec)
-                        else:
-                            cost = self_cost(g, jj)
                         slot = const(jj * lanes)
                         up = vload(rg[g], slot)
-                        new = builder.fadd(cost, vmin(vmin(up, diag[g]), left[g]))
-                        vstore(new, rg[g], slot)
-                        diag[g], left[g] = up, new
-                for g in members:
-                    vstore(left[g], cg[g], cslot)
+                        for r in range(n_tile):
+                            cost = self_cost(g, jj, xv_rows[r], ycache)
+                            new = builder.fadd(cost, vmin(vmin(up, diag[r][g]), left[r][g]))
+                            diag[r][g], left[r][g] = up, new
+                            up = new
+                        vstore(up, rg[g], slot)
+                for r in range(n_tile):
+                    for g in members:
+                        vstore(left[r][g], cg[g], slots[r])
                 latch = builder.block
-                i.add_incoming(builder.add(i, const(1)), latch)
+                i.add_incoming(builder.add(i, const(n_tile)), latch)
                 for g in members:
                     carry[g].add_incoming(next_carry[g], latch)
                 builder.branch(header)
 
                 builder.position_at_end(done)
+                return i, carry
+
+            for loop_no, members in enumerate(plan):
+                cg = {g: builder.gep(cp, [builder.mul(const(g), col_stride)]) for g in members}
+                rg = {g: builder.gep(rp, [const(g * block * lanes)]) for g in members}
+                # D(-1, j0 - 1), kept by the caller in col[g, 0].
+                carry = {g: vload(cg[g], const(0)) for g in members}
+                i = const(0)
+                if rows > 1:
+                    i, carry = sweep(members, cg, rg, carry, i, rows, f"dtw{loop_no}.tile")
+                sweep(members, cg, rg, carry, i, 1, f"dtw{loop_no}.tail")
             return context.get_dummy_value()
 
         return sig, codegen

@@ -38,14 +38,15 @@ def test_plain_dtw_matches_tslearn(rng, shape):
 
 
 def test_numba_kernel_matches_tslearn_per_group_with_mixed_lengths(rng):
-    # 30 pairs: two 16-lane chunks, y lengths from 1 to 40 (not multiples of the 8-frame block).
+    # 30 pairs: two 16-lane chunks, y lengths from 1 to 40 (not multiples of the 16-frame block).
     x, ys, pairs = _random_case(rng)
     fast = grouped_dtw(x, ys, pairs, threads=2)
     np.testing.assert_allclose(fast, _tslearn_grouped(x, ys, pairs), rtol=1e-5)
 
 
-def test_numba_kernel_with_one_frame_predictions(rng):
-    x, ys, pairs = _random_case(rng, n_x=2, tx=1)
+@pytest.mark.parametrize("tx", [1, 2, 3])  # the odd tail alone, one 2-row tile, tile + tail
+def test_numba_kernel_with_short_predictions(rng, tx):
+    x, ys, pairs = _random_case(rng, n_x=2, tx=tx)
     np.testing.assert_allclose(grouped_dtw(x, ys, pairs), _tslearn_grouped(x, ys, pairs),
                                rtol=1e-5)
 

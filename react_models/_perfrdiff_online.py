@@ -15,15 +15,11 @@ from torch import nn
 
 from react_data import schema
 from react_models import diffusion
+from react_models._perfrdiff_config import _check
 from react_models._perfrdiff_nets import FRAME_DIM, LowRankEdit, to_metric_space
 
 if TYPE_CHECKING:
     from react_models.perfrdiff import PerFRDiff
-
-
-def _check(ok: bool, msg: str) -> None:
-    if not ok:
-        raise ValueError(msg)
 
 
 @dataclass

@@ -73,6 +73,7 @@ from torch import nn
 from react_data import schema
 from react_data.batch import ReactionBatch
 from react_models._blocks import coef_loss
+from react_models._regnn_sampling import attrs_to_metric, bounded_noise
 from react_models._regnn_visual import VisualEncoder, load_visual_weights
 from react_models.base import ReactionModel, ReactionSample
 from react_models.registry import register
@@ -81,8 +82,6 @@ from react_models.regnn_graph import (
     EdgeLayer,
     MotorProcessor,
     PerceptualProcessor,
-    attrs_to_metric,
-    bounded_noise,
 )
 
 

@@ -10,13 +10,11 @@ import torch
 
 from react_data import schema
 from react_models import build
+from react_models._regnn_sampling import attrs_to_metric, bounded_noise, project_simplex
 from react_models.regnn import REGNN, Config, _node_weights, _to_windows
 from react_models.regnn_graph import (
     ActNorm,
     EdgeLayer,
-    attrs_to_metric,
-    bounded_noise,
-    project_simplex,
     topk_mask,
 )
 from tests.react_models.conftest import random_batch

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from metrics._dtw_kernel import LANES, MAX_BINARY_DIMS, is_binary, make_chunk_runner
+from metrics._dtw_kernel import LANES, MAX_BINARY_DIMS, is_binary, make_chunk_runner, pack_bits
 from metrics._threads import check_threads, default_threads, parallel_ranges
 from metrics._validate import ArrayLike, as_tensor, check_finite
 from react_data.schema import ATTR_GROUPS
@@ -216,10 +216,12 @@ def grouped_dtw(x: ArrayLike, y: Any, pairs: ArrayLike | None = None, *,
     px = np.ascontiguousarray(pair_arr[order, 0])
     py = np.ascontiguousarray(pair_arr[order, 1])
     sorted_out = np.empty_like(out)
-    run = _runner(bounds, _binary_groups(xn, frames, bounds))
+    binary = _binary_groups(xn, frames, bounds)
+    run = _runner(bounds, binary)
+    xbits, ybits = pack_bits(xn, frames, bounds, binary)
     # Tasks are ranges of 16-pair chunks; threads share the arrays (the kernel drops the GIL).
     parallel_ranges(
-        lambda c0, c1: run(xn, frames, starts, lengths, px, py, c0, c1, sorted_out),
+        lambda c0, c1: run(xn, frames, starts, lengths, px, py, c0, c1, sorted_out, xbits, ybits),
         -(-len(px) // LANES), threads)
     out[order] = sorted_out
     return out

@@ -9,7 +9,7 @@ import pytest
 import torch
 from tslearn.metrics import dtw as tslearn_dtw
 
-from metrics._dtw_kernel import MAX_BINARY_DIMS, make_chunk_runner
+from metrics._dtw_kernel import MAX_BINARY_DIMS, make_chunk_runner, pack_bits
 from metrics.dtw import _binary_groups, dtw, grouped_dtw
 from react_data.schema import ATTR_GROUPS
 
@@ -108,9 +108,11 @@ def _kernel_distances(x, ys, pairs, bounds, binary):
     lengths = np.array([len(y) for y in ys], np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     out = np.empty((len(pairs), len(bounds)))
+    x = np.ascontiguousarray(x)
     make_chunk_runner(tuple(bounds), binary)(
-        np.ascontiguousarray(x), frames, starts, lengths, np.ascontiguousarray(pairs[:, 0]),
-        np.ascontiguousarray(pairs[:, 1]), 0, -(-len(pairs) // 16), out)
+        x, frames, starts, lengths, np.ascontiguousarray(pairs[:, 0]),
+        np.ascontiguousarray(pairs[:, 1]), 0, -(-len(pairs) // 16), out,
+        *pack_bits(x, frames, tuple(bounds), binary))
     return out
 
 

@@ -225,6 +225,23 @@ _BINARY_GROUPS = tuple(g for g, b in zip(SCHEMA_GROUPS, SCHEMA_BINARY, strict=Tr
 _INF32 = np.float32(np.inf)
 
 
+@njit(nogil=True, inline="always")
+def _gather_frame(dst, dst_bits, t, src, src_bits, rows, dims, bin_slot,
+                  n_dim):  # pragma: no cover - compiled
+    """Frame t of the chunk buffer: lane b takes row ``rows[b]`` of ``src`` (the float dims
+    ``dims``) and of ``src_bits`` (each binary group's bits, into slot ``bin_slot[k]``)."""
+    lanes = LANES  # a compile-time trip count
+    for q in range(dims.shape[0]):
+        d = dims[q]
+        off = (t * n_dim + d) * lanes
+        for b in range(lanes):
+            dst[off + b] = src[rows[b], d]
+    for k in range(bin_slot.shape[0]):
+        off = (t * n_dim + bin_slot[k]) * lanes
+        for b in range(lanes):
+            dst_bits[off + b] = src_bits[rows[b], k]
+
+
 def _run_chunks(x, yf, ystart, ylen, px, py, c0, c1, out, xbits, ybits,
                 binary):  # pragma: no cover - compiled
     """Run chunks ``[c0, c1)`` of a sorted pair list (numba nogil; see `make_chunk_runner`).
@@ -251,7 +268,6 @@ def _run_chunks(x, yf, ystart, ylen, px, py, c0, c1, out, xbits, ybits,
             bin_slot[n_bin] = g_lo
             n_bin += 1
     dims = np.nonzero(copied)[0]
-    n_copy = len(dims)
     xf = x.reshape(-1, n_dim)  # row xi * tx + t
     ty_max = 1
     for p in range(c0 * lanes, min(c1 * lanes, n_pairs)):
@@ -287,27 +303,11 @@ def _run_chunks(x, yf, ystart, ylen, px, py, c0, c1, out, xbits, ybits,
         for t in range(tx):
             for b in range(lanes):
                 xrow[b] = xsel[b] * tx + t
-            for q in range(n_copy):
-                d = dims[q]
-                off = (t * n_dim + d) * lanes
-                for b in range(lanes):
-                    xs[off + b] = xf[xrow[b], d]
-            for k in range(n_bin):
-                off = (t * n_dim + bin_slot[k]) * lanes
-                for b in range(lanes):
-                    xs_bits[off + b] = xbits[xrow[b], k]
+            _gather_frame(xs, xs_bits, t, xf, xbits, xrow, dims, bin_slot[:n_bin], n_dim)
         for t in range(n_blocks * block):
             for b in range(lanes):
                 yrow[b] = ysel[b] + min(t, ysize[b] - 1)
-            for q in range(n_copy):
-                d = dims[q]
-                off = (t * n_dim + d) * lanes
-                for b in range(lanes):
-                    ys[off + b] = yf[yrow[b], d]
-            for k in range(n_bin):
-                off = (t * n_dim + bin_slot[k]) * lanes
-                for b in range(lanes):
-                    ys_bits[off + b] = ybits[yrow[b], k]
+            _gather_frame(ys, ys_bits, t, yf, ybits, yrow, dims, bin_slot[:n_bin], n_dim)
         col[:] = _INF32
         col[:, :lanes] = 0.0  # D(-1, -1) = 0
         for blk in range(n_blocks):

@@ -247,7 +247,7 @@ def _run_chunks(x, yf, ystart, ylen, px, py, c0, c1, out, xbits, ybits,
     """Run chunks ``[c0, c1)`` of a sorted pair list (numba nogil; see `make_chunk_runner`).
 
     ``binary``: the ``_BINARY_GROUPS`` hold only 0/1 in x and y; their bits, packed once per
-    frame by `pack_bits` (``xbits`` (M, Tx, B), ``ybits`` (F, B) int32), go to the slot of the
+    frame by `pack_bits` (``xbits`` (M * Tx, B), ``ybits`` (F, B) int32), go to the slot of the
     group's first dim, the group's other slots are not filled, and the popcount kernel runs.
     """
     kernel = _SCHEMA_KERNEL

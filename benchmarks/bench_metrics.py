@@ -1,9 +1,10 @@
 """Benchmark: reactune's metric fast paths against the challenge's plain loops, same inputs.
 
     python benchmarks/bench_metrics.py                    # N=16, K=10, G=10, T=750, all cores
-    python benchmarks/bench_metrics.py --n 1000 --reference-pairs 0   # fast path only
+    python benchmarks/bench_metrics.py --n 1000 --reference-pairs 0 --repeats 1   # fast path only
 
-For each metric it prints the fast path's wall time and CPU time. For FRDist, FRCorr and FRSyn it
+For each metric it prints the fast path's wall time and CPU time (the median of ``--repeats``
+runs: one ~0.1 s run moves by 10-20% with the machine's load). For FRDist, FRCorr and FRSyn it
 also runs the plain loops of ``tests/metrics/_reference.py`` (tslearn ``dtw`` per group and pair,
 ``np.corrcoef`` per dimension, Python loops over lags) in a process pool with as many workers
 as the fast path has threads (equal cores), on all pairs or on a sample of them (then the
@@ -52,6 +53,13 @@ def timed(fn, *args, **kwargs):
     w, c = time.perf_counter(), time.process_time()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - w, time.process_time() - c
+
+
+def timed_median(repeats, fn, *args, **kwargs):
+    """``timed`` ``repeats`` times: the last value, the median wall and CPU seconds."""
+    runs = [timed(fn, *args, **kwargs) for _ in range(max(1, repeats))]
+    return (runs[-1][0], float(np.median([r[1] for r in runs])),
+            float(np.median([r[2] for r in runs])))
 
 
 def _cpu_timed(fn, items):
@@ -108,6 +116,8 @@ def main(argv=None) -> None:
     ap.add_argument("--t", type=int, default=750, help="frames T")
     ap.add_argument("--threads", type=int, default=default_threads(),
                     help="fast-path threads = reference worker processes")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="fast-path runs per metric; the median time is printed")
     ap.add_argument("--reference-pairs", type=int, default=1600,
                     help="FRDist pairs the tslearn loop runs (0: skip the reference)")
     ap.add_argument("--reference-items", type=int, default=40,
@@ -134,11 +144,12 @@ def main(argv=None) -> None:
     ]:
         if args.device != "cpu":
             kw = {k_: v for k_, v in kw.items() if k_ != "threads"} | {"device": args.device}
-        value, wall, cpu = timed(fn, *fargs, **kw)
+        value, wall, cpu = timed_median(args.repeats, fn, *fargs, **kw)
         fast[name] = (value, wall, cpu)
         rows.append([name, f"{value:.6g}", f"{wall:.3f}", f"{cpu:.3f}"])
-    scores, ev_wall, ev_cpu = timed(metrics.evaluate, pred, app, spk, device=args.device,
-                                    threads=threads if args.device == "cpu" else None)
+    scores, ev_wall, ev_cpu = timed_median(
+        args.repeats, metrics.evaluate, pred, app, spk, device=args.device,
+        threads=threads if args.device == "cpu" else None)
     rows.append(["evaluate (all)", "-", f"{ev_wall:.3f}", f"{ev_cpu:.3f}"])
     _table(["metric", "value", "fast wall s", "fast cpu s"], rows)
     for name, value in scores.items():

@@ -25,9 +25,11 @@ units with the squares instead of queueing on the adders with the DP's min and a
 Binary groups: when every value of a group is 0 or 1 in both sequences (AU occurrences, as
 models output and the challenge's GT holds them), the squared distance of two frames is the
 number of differing dims. The runner then packs the group's bits into one int32 (in the slot of
-the group's first dim) and the kernel computes the cost as ``popcount(x XOR y)``: 3 vector
-instructions instead of 2 per dim, the same integer-valued float32 cost, so the same distances
-bit for bit.
+the group's first dim) and the kernel computes the cost as ``popcount(x XOR y)``: 2 vector
+instructions instead of 2 per dim. The group's DP then runs in int32 (integer min and add,
+which are also cheaper than the float ones): its state in ``col`` and ``row`` holds int32 bits,
+``+inf`` read as the int 0x7f800000, larger than any reachable cost. Integer costs below 2^24
+sum exactly in float32 as well, so the distances are the same bit for bit.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
     Called as ``kernel(xs, ys_block, col, row, tx)`` with 1-D float32 arrays in the layout of
     the module docstring (``ys_block`` starts at the block's first frame); updates ``col`` and
     ``row`` in place. Groups flagged in ``binary`` read their bit-packed int32 (see the module
-    docstring) from the slot of their first dim.
+    docstring) from the slot of their first dim and keep their ``col``/``row`` state as int32.
     """
     n_dim = groups[-1][1]
     binary = tuple(bool(b) for b in binary) + (False,) * (len(groups) - len(binary))
@@ -114,10 +116,19 @@ def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
                 return builder.load(builder.bitcast(builder.gep(base, [idx]), iptr), align=4)
 
             def vstore(val, base, idx):
-                builder.store(val, builder.bitcast(builder.gep(base, [idx]), vptr), align=4)
+                ptr = vptr if val.type == vec else iptr
+                builder.store(val, builder.bitcast(builder.gep(base, [idx]), ptr), align=4)
+
+            def sload(g, base, idx):  # DP state: int32 for binary groups (integer costs)
+                return (iload if binary[g] else vload)(base, idx)
 
             def vmin(a, b):
+                if a.type == ivec:
+                    return builder.select(builder.icmp_signed("<", a, b), a, b)
                 return builder.select(builder.fcmp_ordered("<", a, b), a, b)
+
+            def vadd(a, b):
+                return builder.add(a, b) if a.type == ivec else builder.fadd(a, b)
 
             def yload(loader, idx, cache):
                 if idx not in cache:
@@ -129,7 +140,7 @@ def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
                 if binary[g]:
                     a = groups[g][0]
                     y = yload(iload, (jj * n_dim + a) * lanes, cache)
-                    return builder.uitofp(builder.call(ctpop, [builder.xor(xv[a], y)]), vec)
+                    return builder.call(ctpop, [builder.xor(xv[a], y)])
                 # Sum of squared differences: one FMA chain (off the DP's dependency chain).
                 acc = None
                 for d in range(*groups[g]):
@@ -157,7 +168,7 @@ def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
                 builder.position_at_end(header)
                 i = builder.phi(i64)
                 i.add_incoming(i_in, entry)
-                carry = {g: builder.phi(vec) for g in members}
+                carry = {g: builder.phi(ivec if binary[g] else vec) for g in members}
                 for g in members:
                     carry[g].add_incoming(carry_in[g], entry)
                 builder.cbranch(builder.icmp_signed("<=", builder.add(i, const(n_tile)), n_rows),
@@ -174,7 +185,7 @@ def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
                                                    else [groups[g][0]])})
                     slot = builder.mul(builder.add(ir_, const(1)), const(lanes))
                     slots.append(slot)
-                    left.append({g: vload(cg[g], slot) for g in members})
+                    left.append({g: sload(g, cg[g], slot) for g in members})
                 # D(i + r - 1, j0 - 1): the carry for r = 0, the column value above otherwise.
                 diag = [dict(carry)] + [dict(left[r - 1]) for r in range(1, n_tile)]
                 next_carry = dict(left[-1])
@@ -182,10 +193,10 @@ def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
                     ycache = {}
                     for g in members:
                         slot = const(jj * lanes)
-                        up = vload(rg[g], slot)
+                        up = sload(g, rg[g], slot)
                         for r in range(n_tile):
                             cost = self_cost(g, jj, xv_rows[r], ycache)
-                            new = builder.fadd(cost, vmin(vmin(up, diag[r][g]), left[r][g]))
+                            new = vadd(cost, vmin(vmin(up, diag[r][g]), left[r][g]))
                             diag[r][g], left[r][g] = up, new
                             up = new
                         vstore(up, rg[g], slot)
@@ -205,7 +216,7 @@ def make_block_kernel(groups: tuple[tuple[int, int], ...], lanes: int = LANES,
                 cg = {g: builder.gep(cp, [builder.mul(const(g), col_stride)]) for g in members}
                 rg = {g: builder.gep(rp, [const(g * block * lanes)]) for g in members}
                 # D(-1, j0 - 1), kept by the caller in col[g, 0].
-                carry = {g: vload(cg[g], const(0)) for g in members}
+                carry = {g: sload(g, cg[g], const(0)) for g in members}
                 i = const(0)
                 if rows > 1:
                     i, carry = sweep(members, cg, rg, carry, i, rows, f"dtw{loop_no}.tile")
@@ -222,6 +233,7 @@ SCHEMA_BINARY: tuple[bool, ...] = tuple(name == "au" for name, _, _ in ATTR_GROU
 _SCHEMA_KERNEL = make_block_kernel(SCHEMA_GROUPS)
 _SCHEMA_KERNEL_BIN = make_block_kernel(SCHEMA_GROUPS, binary=SCHEMA_BINARY)
 _BINARY_GROUPS = tuple(g for g, b in zip(SCHEMA_GROUPS, SCHEMA_BINARY, strict=True) if b)
+_BINARY_FLAGS = SCHEMA_BINARY
 _INF32 = np.float32(np.inf)
 
 
@@ -279,6 +291,8 @@ def _run_chunks(x, yf, ystart, ylen, px, py, c0, c1, out, xbits, ybits,
     ys_bits = ys.view(np.int32)
     col = np.empty((n_grp, (tx + 1) * lanes), dtype=np.float32)
     row = np.empty((n_grp, block * lanes), dtype=np.float32)
+    row_bits = row.view(np.int32)  # binary groups' DP state: int32 (see make_block_kernel)
+    bin_group = _BINARY_FLAGS
     res = np.empty((n_grp, lanes), dtype=np.float32)
     xsel = np.empty(lanes, dtype=np.int64)
     ysel = np.empty(lanes, dtype=np.int64)
@@ -322,7 +336,8 @@ def _run_chunks(x, yf, ystart, ylen, px, py, c0, c1, out, xbits, ybits,
                 jj = ylen[py[lo + b]] - 1 - blk * block
                 if 0 <= jj < block:
                     for g in range(n_grp):
-                        res[g, b] = row[g, jj * lanes + b]
+                        res[g, b] = (row_bits[g, jj * lanes + b] if binary and bin_group[g]
+                                     else row[g, jj * lanes + b])
         for b in range(used):
             for g in range(n_grp):
                 out[lo + b, g] = np.sqrt(np.float64(res[g, b]))
@@ -357,6 +372,7 @@ def make_chunk_runner(groups: tuple[tuple[int, int], ...], binary: tuple[bool, .
     namespace["_SCHEMA_KERNEL_BIN"] = make_block_kernel(groups, binary=binary)
     bins = tuple(g for g, f in zip(groups, binary, strict=True) if f)
     namespace["_BINARY_GROUPS"] = bins or ((0, 0),)  # numba needs a non-empty tuple to type
+    namespace["_BINARY_FLAGS"] = binary
     clone = njit(nogil=True)(types_.FunctionType(_run_chunks.__code__, namespace, "_run_chunks"))
     flag = bool(bins)
     return lambda *args: clone(*args, flag)

@@ -131,6 +131,17 @@ def test_binary_au_groups_use_the_popcount_kernel_with_identical_distances(rng):
                                rtol=1e-5)
 
 
+def test_binary_group_on_long_opposite_sequences_accumulates_exactly():
+    # All AUs on against all off: every cell costs 15, the cheapest path has max(Tx, Ty) cells,
+    # so the integer DP of the popcount kernel must reach 15 * 1200 over 75 column blocks.
+    x = np.zeros((1, 1000, 25), np.float32)
+    y = np.zeros((1, 1200, 25), np.float32)
+    y[..., :15] = 1.0
+    x[..., 17:] = y[..., 17:] = 0.125  # expressions: equal and not 0/1
+    assert _binary_groups(x, y[0], tuple(SCHEMA_BOUNDS)) == (True, False, False)
+    np.testing.assert_array_equal(grouped_dtw(x, y), [[math.sqrt(15 * 1200), 0.0, 0.0]])
+
+
 def test_a_full_width_binary_group_and_two_binary_groups(rng):
     bounds = [(0, 2), (2, 2 + MAX_BINARY_DIMS), (2 + MAX_BINARY_DIMS, 40)]
     x = (rng.random((3, 19, 40)) < 0.5).astype(np.float32)
